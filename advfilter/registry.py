@@ -1,0 +1,50 @@
+"""One generic name → component registry, instantiated once per component kind.
+
+Usage::
+
+    sources = Registry("source")
+
+    @sources.register("activitynet")
+    def read_activitynet(path): ...
+
+    reader = sources.get("activitynet")      # KeyError-style ConfigError lists valid names
+"""
+from __future__ import annotations
+
+from typing import Callable, Generic, TypeVar
+
+from advfilter.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to components of one kind (sources, generators, discriminators)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator that files the decorated object under ``name``."""
+
+        def add(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> T:
+        """The component called ``name``; an unknown name raises ConfigError listing valid ones."""
+        try:
+            return self._items[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._items)

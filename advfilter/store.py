@@ -1,0 +1,169 @@
+"""The run directory: the only state a run has.
+
+Every file is written atomically (a temp file in the same folder, then ``os.replace``), so a
+crash never leaves a partial file under its final name. ``manifest.json`` records the command,
+resolved config, seed, package versions, input hashes and, per finished stage, a fingerprint
+of everything that stage depended on. A rerun reuses a finished stage whose fingerprint
+matches and refuses (``RunError``) when it does not, so configs are never silently mixed.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+from advfilter.errors import RunError
+
+MANIFEST = "manifest.json"
+_VERSIONED = ("advfilter", "spacy", "torch", "transformers", "pandas", "pyarrow", "numpy", "ray")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(obj: Any) -> str:
+    """A short stable hash of any JSON-serialisable object (key order does not matter)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape a run's results."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+class RunStore:
+    """A run directory and its manifest.
+
+    Args:
+        root: the run directory (``--out`` / ``--run``).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.manifest_path = self.root / MANIFEST
+        self.manifest: dict[str, Any] = (
+            json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        )
+
+    def path(self, name: str) -> Path:
+        """Path of a file inside the run directory."""
+        return self.root / name
+
+    def atomic(self, name: str) -> contextlib.AbstractContextManager[Path]:
+        """``atomic_path`` for a file inside the run directory."""
+        return atomic_path(self.path(name))
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, root: str | Path, overwrite: bool = False) -> Iterator["RunStore"]:
+        """Open (creating if needed) a run directory for writing.
+
+        A directory this call created is removed again if the body raises before any stage
+        finished, so bad input never leaves a half-made run behind. ``overwrite`` wipes an
+        existing run first.
+        """
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise RunError(f"{root}: exists and is not a directory")
+        if overwrite and root.exists():
+            shutil.rmtree(root)
+        if root.exists() and any(root.iterdir()) and not (root / MANIFEST).exists():
+            raise RunError(f"{root}: not empty and has no {MANIFEST}; refusing to write into it")
+        created = not root.exists()
+        root.mkdir(parents=True, exist_ok=True)
+        store = cls(root)
+        try:
+            yield store
+        except BaseException:
+            if created and not store.manifest.get("stages"):
+                shutil.rmtree(root, ignore_errors=True)
+            raise
+
+    def stage(self, name: str) -> dict[str, Any] | None:
+        """The manifest entry of a finished stage, or None."""
+        return self.manifest.get("stages", {}).get(name)
+
+    def check_stage(self, name: str, stage_fingerprint: str, detail: dict[str, Any]) -> bool:
+        """True if stage ``name`` already finished with this fingerprint (reuse it).
+
+        Raises RunError if it finished with a different one: the caller asked for other
+        settings or inputs than the run was made with.
+        """
+        done = self.stage(name)
+        if done is None:
+            return False
+        if done["fingerprint"] == stage_fingerprint:
+            return True
+        changed = sorted(
+            key for key in set(detail) | set(done["depends_on"])
+            if detail.get(key) != done["depends_on"].get(key)
+        )
+        raise RunError(
+            f"{self.root}: stage {name!r} was made with other settings "
+            f"(changed: {', '.join(changed) or 'upstream stage'}); "
+            "use a new --out or pass --overwrite"
+        )
+
+    def finish_stage(
+        self,
+        name: str,
+        stage_fingerprint: str,
+        depends_on: dict[str, Any],
+        outputs: dict[str, Any],
+    ) -> None:
+        """Record a finished stage in the manifest (atomically), with what it depended on."""
+        self.manifest.setdefault("stages", {})[name] = {
+            "fingerprint": stage_fingerprint,
+            "depends_on": depends_on,
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **outputs,
+        }
+        write_json(self.manifest_path, self.manifest)
+
+    def record_invocation(self, config: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
+        """Store the command line, resolved config, inputs and versions of this invocation."""
+        self.manifest.update(
+            command=sys.argv,
+            config=config,
+            seed=config.get("seed"),
+            inputs=inputs,
+            versions=package_versions(),
+        )

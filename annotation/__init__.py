@@ -1,0 +1,1 @@
+"""Human verification of filtered items in a Label Studio server."""

@@ -1,0 +1,1 @@
+"""Multiple-choice discriminators used by Adversarial Filtering, chosen by name."""

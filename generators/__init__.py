@@ -1,0 +1,1 @@
+"""Candidate-ending generators (LSTM LM, Hugging Face causal LMs), chosen by name."""
