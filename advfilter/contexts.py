@@ -150,8 +150,8 @@ def build_contexts(cfg: Config, run: RunStore, source: str, inputs: list[Path]) 
     """
     records = read_inputs(source, inputs)  # validate every input before touching the run
     hashes = [{"name": Path(p).name, "sha256": sha256_file(p)} for p in inputs]
-    depends_on = {"source": source, "inputs": hashes, "seed": cfg.seed,
-                  "contexts": cfg.contexts.model_dump()}
+    depends_on = {"source": source, "inputs": hashes, "seed": cfg.seed,  # batch size: speed only
+                  "contexts": cfg.contexts.model_dump(exclude={"batch_size"})}
     stage_fp = fingerprint(depends_on)
     if run.check_stage("contexts", stage_fp, depends_on):
         done = run.stage("contexts")

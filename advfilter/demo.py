@@ -2,7 +2,7 @@
 
 Every phrase below was written for this project; no caption is copied from a public data
 set. ``make_corpus`` composes videos deterministically from a seed: an opening sentence
-that introduces a person at a place, then 2–5 steps of one activity in their usual order,
+that introduces a person at a place, then 2–4 steps of one activity in their usual order,
 sometimes a closing step shared by all activities. The shipped file is
 ``advfilter/data/demo_activitynet.json`` (``python -m advfilter.demo --out FILE`` rewrites it).
 """
@@ -167,7 +167,7 @@ PEOPLE = [("man", "his"), ("woman", "her"), ("boy", "his"), ("girl", "her"),
           ("young man", "his"), ("young woman", "her"), ("older man", "his"),
           ("older woman", "her"), ("teenage boy", "his"), ("teenage girl", "her")]
 LOOKS = ["in a red shirt", "wearing a black cap", "with long curly hair", "in a gray hoodie",
-         "wearing sunglasses", "in a striped sweater", "with a short beard", "in a yellow jacket"]
+         "wearing sunglasses", "in a striped sweater", "with a green backpack", "in a yellow jacket"]
 OPENINGS = ["is standing {place}", "is seen {place} talking to the camera",
             "walks into view {place}", "is getting ready {place}",
             "smiles at the camera while standing {place}"]
@@ -191,7 +191,7 @@ def _video(rng: random.Random) -> tuple[str, list[str]]:
 
     article = "An" if noun[0] in "aeiou" else "A"
     sentences = [fill(f"{article} {noun} {look} {rng.choice(OPENINGS)}.")]
-    chosen = sorted(rng.sample(range(len(steps)), rng.randint(2, 5)))
+    chosen = sorted(rng.sample(range(len(steps)), rng.randint(2, 4)))
     for n, index in enumerate(chosen):
         subject = rng.choice([f"the {noun}", f"the {noun}", "she" if pos == "her" else "he",
                               f"the {noun} {look}"])
@@ -204,7 +204,7 @@ def _video(rng: random.Random) -> tuple[str, list[str]]:
 
 
 def make_corpus(videos: int = 360, seed: int = 13) -> dict[str, dict]:
-    """An ActivityNet Captions-format dict of ``videos`` composed videos (3–7 captions each)."""
+    """An ActivityNet Captions-format dict of ``videos`` composed videos (3–6 captions each)."""
     rng = random.Random(seed)
     corpus = {}
     for n in range(videos):

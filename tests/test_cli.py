@@ -1,0 +1,79 @@
+"""The command line: the generate contract, one-line errors with exit code 2, honest stubs."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from advfilter.cli import expand_multi_value, main
+from advfilter.demo import DEMO_CORPUS
+from conftest import anet_video
+
+VIDEO = anet_video("A woman is standing in a kitchen next to a stove.",
+                   "The woman in an apron cracks two eggs into a bowl.")
+
+
+def test_generate_on_the_demo_corpus_writes_contexts_and_prints_a_summary(runner, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["generate", "--source", "activitynet", "--input",
+                                  str(DEMO_CORPUS), "--out", str(out), "--stage", "contexts"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out / "contexts.parquet")
+    assert {"id", "source", "video_id", "fold", "activity_label", "ctx_a", "ctx_b",
+            "ending"} <= set(table.columns)
+    assert f"contexts: {len(table)} from" in result.stdout
+    assert "skipped pairs:" in result.stdout
+
+
+def test_several_inputs_follow_one_flag(runner, write, tmp_path):
+    a, b = write("a.json", {"v1": VIDEO}), write("b.json", {"v2": VIDEO})
+    result = runner.invoke(main, ["generate", "--input", str(a), str(b), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_parquet(tmp_path / "r" / "contexts.parquet")["input_file"]) == {"a.json", "b.json"}
+
+
+def test_multi_value_flags_are_expanded_until_the_next_option():
+    assert expand_multi_value(["generate", "--input", "a", "b", "--out", "r", "--seed", "-1"]) == \
+        ["generate", "--input", "a", "--input", "b", "--out", "r", "--seed", "-1"]
+
+
+def test_bad_input_is_one_line_with_exit_2_and_no_run_directory(runner, write, tmp_path):
+    bad = write("val_1.json", {"v_9": {"timestamps": [[0, 1]], "sentences": ["a", "b"]}})
+    result = runner.invoke(main, ["generate", "--input", str(bad), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {bad}: video v_9: 1 timestamps but 2 sentences\n"
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_source_is_refused_with_the_valid_names(runner, write, tmp_path):
+    result = runner.invoke(main, ["generate", "--source", "youtube", "--input",
+                                  str(write("a.json", {})), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "activitynet" in result.stderr
+
+
+def test_rerun_with_other_settings_is_one_line_and_exit_2(runner, write, tmp_path):
+    args = ["generate", "--input", str(write("a.json", {"v1": VIDEO})), "--out", str(tmp_path / "r")]
+    assert runner.invoke(main, args).exit_code == 0
+    result = runner.invoke(main, [*args, "--folds", "3"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "changed: contexts" in result.stderr
+    assert runner.invoke(main, [*args, "--folds", "3", "--overwrite"]).exit_code == 0
+
+
+def test_bad_override_is_one_line_and_exit_2(runner, write, tmp_path):
+    result = runner.invoke(main, ["generate", "--input", str(write("a.json", {"v1": VIDEO})),
+                                  "--out", str(tmp_path / "r"), "--set", "contexts.fold=3"])
+    assert result.exit_code == 2 and "contexts.fold" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["filter", "export", "report", "annotate", "finetune-phi2",
+                                     "evaluate", "compare"])
+def test_unfinished_commands_say_so_and_exit_2(runner, command):
+    result = runner.invoke(main, [command, "--run", "x"])
+    assert result.exit_code == 2 and "not implemented yet" in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["generate"], ["filter"], ["export"], ["report"],
+                                     ["annotate"], ["finetune-phi2"], ["evaluate"], ["compare"]])
+def test_every_command_has_help(runner, command):
+    result = runner.invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.stdout
