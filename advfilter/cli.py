@@ -63,7 +63,7 @@ def _print_contexts(summary: ContextsSummary, run: RunStore) -> None:
         click.echo(f"contexts: reusing {run.path('contexts.parquet')} ({summary.contexts} contexts)")
         return
     click.echo(f"contexts: {summary.contexts} from {summary.pairs} sentence pairs "
-               f"of {summary.videos} videos ({summary.seconds:.1f} s)")
+               f"of {summary.videos} videos ({summary.seconds:.1f} s, parser {summary.parser or '-'})")
     skipped = ", ".join(f"{k}={v}" for k, v in summary.skipped.items()) or "none"
     click.echo(f"skipped pairs: {skipped}")
     click.echo("contexts per fold: " + " ".join(f"{k}={v}" for k, v in summary.folds.items()))

@@ -43,6 +43,7 @@ class ContextsSummary:
     skipped: dict[str, int] = field(default_factory=dict)
     folds: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    parser: str = ""
     reused: bool = False
 
 
@@ -107,8 +108,10 @@ def contexts_from_records(
     rows = [_row(r, f"{r.source}~{Path(r.input_file).stem}~{r.item_id}", fold(r),
                  r.ctx_a, r.ctx_b, r.ending) for r in items]
     skipped: Counter[str] = Counter()
+    parser = ""
     if stories:
         nlp = nlp or load_pipeline(cfg.contexts.spacy_model, cfg.contexts.spacy_fallbacks)
+        parser = f"{nlp.meta.get('lang')}_{nlp.meta.get('name')}-{nlp.meta.get('version')}"
         for story, parsed in _parsed_stories(stories, nlp, cfg.contexts.batch_size):
             for i in range(len(parsed) - 1):
                 reason = skip_reason(parsed[i], parsed[i + 1], cfg.contexts)
@@ -131,7 +134,7 @@ def contexts_from_records(
         videos=len({(r.source, r.video_id) for r in (*stories, *items)}),
         skipped=dict(sorted(skipped.items())),
         folds={int(k): int(v) for k, v in sorted(table["fold"].value_counts().items())},
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, parser=parser,
     )
     return table, summary
 
@@ -166,7 +169,7 @@ def build_contexts(cfg: Config, run: RunStore, source: str, inputs: list[Path]) 
         table.to_parquet(tmp, index=False)
     run.finish_stage("contexts", stage_fp, depends_on, {
         "file": CONTEXTS_FILE, "rows": summary.contexts, "pairs": summary.pairs,
-        "videos": summary.videos, "skipped": summary.skipped,
+        "videos": summary.videos, "skipped": summary.skipped, "parser": summary.parser,
         "seconds": round(summary.seconds, 3)})
     log.info("wrote %s (%d contexts)", run.path(CONTEXTS_FILE), summary.contexts)
     return summary

@@ -26,7 +26,7 @@ def load_pipeline(name: str, fallbacks: list[str] | tuple[str, ...] = ()) -> Lan
         except OSError:
             continue
         if candidate != name:
-            log.warning("spaCy model %r not installed; using %r instead", name, candidate)
+            log.info("spaCy model %r not installed; using %r instead", name, candidate)
         if "parser" not in nlp.pipe_names:
             raise ConfigError(f"spaCy model {candidate!r} has no dependency parser")
         return nlp
