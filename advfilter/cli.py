@@ -14,6 +14,7 @@ import click
 from advfilter.config import load_config, parse_override
 from advfilter.contexts import ContextsSummary, build_contexts
 from advfilter.errors import AdvfilterError
+from advfilter.generate import GenerateSummary, generate_candidates
 from advfilter.sources import sources
 from advfilter.store import RunStore
 
@@ -69,6 +70,18 @@ def _print_contexts(summary: ContextsSummary, run: RunStore) -> None:
     click.echo("contexts per fold: " + " ".join(f"{k}={v}" for k, v in summary.folds.items()))
 
 
+def _print_candidates(summary: GenerateSummary, run: RunStore) -> None:
+    if summary.reused:
+        click.echo(f"candidates: reusing {run.path('candidates')} ({summary.candidates} candidates)")
+        return
+    dropped = ", ".join(f"{k}={v}" for k, v in summary.dropped.items()) or "none"
+    click.echo(f"candidates: {summary.candidates} for {summary.kept_contexts} of {summary.contexts} "
+               f"contexts in {summary.shards} shards ({summary.resumed_shards} resumed, "
+               f"{summary.seconds:.1f} s)")
+    click.echo(f"short contexts (fewer candidates than asked): {summary.short_contexts}")
+    click.echo(f"dropped samples: {dropped}")
+
+
 @main.command()
 @click.option("--source", default="activitynet", show_default=True,
               type=click.Choice(sources.names()), help="Corpus format of the input files.")
@@ -80,27 +93,37 @@ def _print_contexts(summary: ContextsSummary, run: RunStore) -> None:
               help="YAML config (defaults: configs/default.yaml).")
 @click.option("--seed", type=int, help="Seed for folds and sampling (config: seed).")
 @click.option("--folds", type=int, help="Cross-fitting folds K (config: contexts.folds).")
+@click.option("--generator", metavar="NAME",
+              help="lstm | phi2 | hf:NAME_OR_PATH | random (config: generate.generator).")
+@click.option("--num-candidates", type=int, help="Endings per context (config: generate.num_candidates).")
+@click.option("--workers", type=int, help="Ray workers (config: generate.workers; 0 = auto).")
+@click.option("--ray-address", metavar="ADDR", help="Join this Ray cluster instead of starting one.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Dotted config override, e.g. --set contexts.batch_size=512 (repeatable).")
-@click.option("--stage", type=click.Choice(["contexts"]), default=None,
+              help="Dotted config override, e.g. --set generate.lstm.hidden_dim=512 (repeatable).")
+@click.option("--stage", type=click.Choice(["contexts", "candidates"]), default=None,
               help="Stop after this stage (contexts: after writing contexts.parquet).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
 def generate(source: str, inputs: tuple[Path, ...], out: Path, config_file: Path | None,
-             seed: int | None, folds: int | None, overrides: tuple[str, ...],
-             stage: str | None, overwrite: bool) -> None:
-    """Read a corpus into contexts (ctx_a, ctx_b, gold ending) in RUN_DIR.
+             seed: int | None, folds: int | None, generator: str | None,
+             num_candidates: int | None, workers: int | None, ray_address: str | None,
+             overrides: tuple[str, ...], stage: str | None, overwrite: bool) -> None:
+    """Read a corpus into contexts and sample candidate endings for them, in RUN_DIR.
 
-    Finished stages of an existing run directory are reused when made with the same inputs
-    and settings; other settings are refused.
+    Contexts: ctx_a (a sentence), ctx_b (the subject of the next), the gold ending (its verb
+    phrase). Candidates: endings from a generator fitted on the other folds, with LM
+    features. Finished stages of an existing run directory are reused when made with the
+    same inputs and settings, a killed generation resumes, other settings are refused.
     """
     dotted = dict(parse_override(o) for o in overrides)
-    if seed is not None:
-        dotted["seed"] = seed
-    if folds is not None:
-        dotted["contexts.folds"] = folds
+    for key, value in [("seed", seed), ("contexts.folds", folds), ("generate.generator", generator),
+                       ("generate.num_candidates", num_candidates), ("generate.workers", workers)]:
+        if value is not None:
+            dotted[key] = value
     cfg = load_config(config_file, dotted)
     with RunStore.open(out, overwrite=overwrite) as run:
         _print_contexts(build_contexts(cfg, run, source, list(inputs)), run)
+        if stage != "contexts":
+            _print_candidates(generate_candidates(cfg, run, ray_address), run)
     click.echo(f"run directory: {out}")
 
 

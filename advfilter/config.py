@@ -6,7 +6,7 @@ message. The resolved config is stored in the run's manifest.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -39,11 +39,73 @@ class ContextsConfig(_Strict):
         return self
 
 
+class SamplingConfig(_Strict):
+    """How endings are sampled from a generator."""
+
+    temperature: float = Field(1.0, gt=0)
+    top_k: int = Field(0, ge=0, description="0 = off")
+    top_p: float = Field(1.0, gt=0, le=1)
+    num_beams: int = Field(1, ge=1, description="hf only: >1 returns the n best beams")
+    max_new_tokens: int = Field(40, ge=1, description="longest ending, in generator tokens")
+
+
+class LSTMConfig(_Strict):
+    """The word-level LSTM LM trained on the corpus itself."""
+
+    embed_dim: int = Field(128, ge=1)
+    hidden_dim: int = Field(256, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    max_epochs: int = Field(15, ge=1)
+    patience: int = Field(2, ge=1, description="epochs without held-out improvement before stopping")
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    valid_fraction: float = Field(0.1, gt=0, lt=1)
+    min_count: int = Field(1, ge=1, description="rarer words become <unk> (never sampled)")
+    max_len: int = Field(96, ge=8, description="tokens per training sequence")
+    sample_batch: int = Field(32, ge=1, description="contexts sampled together")
+
+
+class HFConfig(_Strict):
+    """Any Hugging Face causal LM (``hf:NAME_OR_PATH``, ``phi2``)."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU
+    batch_size: int = Field(8, ge=1, description="contexts per generate() call")
+    trust_remote_code: bool = False
+    finetune: bool = Field(False, description="LoRA-tune per fold on the other folds' text")
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"]
+    finetune_epochs: int = Field(1, ge=1)
+    finetune_lr: float = Field(2e-4, gt=0)
+    finetune_batch_size: int = Field(8, ge=1)
+    max_length: int = Field(128, ge=8, description="tokens per fine-tuning sequence")
+
+
+class GenerateConfig(_Strict):
+    """Candidate generation: which generator, how many endings, how work is spread."""
+
+    generator: str = "lstm"
+    num_candidates: int = Field(64, ge=1)
+    oversample: float = Field(1.25, ge=1, description="samples drawn per missing candidate")
+    retry_rounds: int = Field(4, ge=1, description="sampling rounds before a context is short")
+    short_contexts: Literal["keep", "drop"] = "keep"
+    shard_size: int = Field(64, ge=1, description="contexts per shard file")
+    workers: int = Field(0, ge=0, description="Ray workers; 0 = one per GPU, else one per core")
+    threads_per_worker: int = Field(1, ge=1)
+    max_retries: int = Field(2, ge=0, description="restarts of a crashed worker per shard")
+    sampling: SamplingConfig = SamplingConfig()
+    lstm: LSTMConfig = LSTMConfig()
+    hf: HFConfig = HFConfig()
+
+
 class Config(_Strict):
     """The whole resolved configuration of a run."""
 
     seed: int = 0
     contexts: ContextsConfig = ContextsConfig()
+    generate: GenerateConfig = GenerateConfig()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -7,7 +7,6 @@ trained on the other folds and write endings only for this one.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -22,6 +21,7 @@ from tqdm import tqdm
 from advfilter.config import Config, ContextsConfig
 from advfilter.errors import InputError
 from advfilter.nlp import load_pipeline
+from advfilter.seeds import derive_seed
 from advfilter.sources import Item, Record, Story, sources
 from advfilter.split import Parsed, analyse
 from advfilter.store import RunStore, fingerprint, sha256_file
@@ -49,8 +49,7 @@ class ContextsSummary:
 
 def fold_of(video_id: str, seed: int, folds: int) -> int:
     """The fold of a video: a hash of (seed, video id), the same on every machine and run."""
-    digest = hashlib.sha256(f"{seed}\x00{video_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % folds
+    return derive_seed(seed, "fold", video_id) % folds
 
 
 def skip_reason(s1: Parsed, s2: Parsed, cfg: ContextsConfig) -> str | None:

@@ -39,6 +39,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temp folder beside ``path``; on success it replaces ``path`` whole."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON."""
     with atomic_path(path) as tmp:
@@ -124,14 +139,15 @@ class RunStore:
     def check_stage(self, name: str, stage_fingerprint: str, detail: dict[str, Any]) -> bool:
         """True if stage ``name`` already finished with this fingerprint (reuse it).
 
-        Raises RunError if it finished with a different one: the caller asked for other
-        settings or inputs than the run was made with.
+        False if it has not started, or started with this fingerprint and did not finish
+        (resume it). Raises RunError if it started with a different one: the caller asked for
+        other settings or inputs than the run was made with.
         """
         done = self.stage(name)
         if done is None:
             return False
         if done["fingerprint"] == stage_fingerprint:
-            return True
+            return done["status"] == "done"
         changed = sorted(
             key for key in set(detail) | set(done["depends_on"])
             if detail.get(key) != done["depends_on"].get(key)
@@ -142,6 +158,10 @@ class RunStore:
             "use a new --out or pass --overwrite"
         )
 
+    def begin_stage(self, name: str, stage_fingerprint: str, depends_on: dict[str, Any]) -> None:
+        """Record that a resumable stage started, so partial outputs are tied to its settings."""
+        self._write_stage(name, stage_fingerprint, depends_on, "running", {})
+
     def finish_stage(
         self,
         name: str,
@@ -150,10 +170,15 @@ class RunStore:
         outputs: dict[str, Any],
     ) -> None:
         """Record a finished stage in the manifest (atomically), with what it depended on."""
+        self._write_stage(name, stage_fingerprint, depends_on, "done", outputs)
+
+    def _write_stage(self, name: str, stage_fingerprint: str, depends_on: dict[str, Any],
+                     status: str, outputs: dict[str, Any]) -> None:
         self.manifest.setdefault("stages", {})[name] = {
             "fingerprint": stage_fingerprint,
             "depends_on": depends_on,
-            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "status": status,
+            "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **outputs,
         }
         write_json(self.manifest_path, self.manifest)

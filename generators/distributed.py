@@ -1,0 +1,141 @@
+"""Ray plumbing for generation: one task per fold to fit, a pool of actors to fill shards.
+
+Actors are thin wrappers: they rebuild the config, load the fold's generator from the run
+directory once, and write each finished shard atomically themselves, so a killed job keeps
+every shard it finished. A crashed actor is restarted and its shard retried.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+import torch
+
+from advfilter.config import Config
+from advfilter.seeds import derive_seed
+from advfilter.store import atomic_dir, atomic_path
+from generators.base import Context, resolve
+from generators.candidates import candidate_pools, candidate_table
+
+log = logging.getLogger(__name__)
+STATS_KEY = b"advfilter.shard"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A fixed slice of one fold's contexts: its ``index`` names its file and seeds it."""
+
+    index: int
+    fold: int
+    ids: tuple[str, ...]
+    contexts: tuple[Context, ...]
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, cpus: int) -> Iterator[None]:
+    """Join ``address`` (a cluster) or start a local Ray runtime with ``cpus`` CPUs.
+
+    A runtime that is already up is reused and left running.
+    """
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def fit_fold(cfg_json: str, fold: int, train: list[Context], valid: list[Context],
+             directory: str) -> dict[str, Any]:
+    """Fit the configured generator for ``fold`` and save it atomically to ``directory``."""
+    cfg = Config.model_validate_json(cfg_json)
+    torch.set_num_threads(cfg.generate.threads_per_worker)
+    cls, name = resolve(cfg.generate.generator)
+    gen = cls(cfg.generate, name)
+    stats = gen.fit(train, valid, derive_seed(cfg.seed, "fit", fold))
+    with atomic_dir(directory) as tmp:
+        gen.save(tmp)
+        (tmp / "fit.json").write_text(json.dumps({**stats, "fold": fold, "train_contexts": len(train)}))
+    return stats
+
+
+def _inject_fault(index: int) -> None:
+    """Testing hook: the worker process dies on shard ``$ADVFILTER_FAULT_SHARD``.
+
+    With ``$ADVFILTER_FAULT_ONCE`` naming a marker file it dies only the first time.
+    """
+    if os.environ.get("ADVFILTER_FAULT_SHARD") != str(index):
+        return
+    marker = os.environ.get("ADVFILTER_FAULT_ONCE")
+    if marker:
+        if Path(marker).exists():
+            return
+        Path(marker).touch()
+    os._exit(1)
+
+
+class ShardWorker:
+    """Fills shards with candidates for the folds whose generators live in ``models_dir``."""
+
+    def __init__(self, cfg_json: str, models_dir: str, out_dir: str) -> None:
+        self.cfg = Config.model_validate_json(cfg_json)
+        torch.set_num_threads(self.cfg.generate.threads_per_worker)
+        self.models_dir, self.out_dir = Path(models_dir), Path(out_dir)
+        self.loaded: dict[int, Any] = {}
+
+    def _generator(self, fold: int):
+        if fold not in self.loaded:
+            self.loaded.clear()  # one model in memory at a time (Phi-2 is large)
+            cls, name = resolve(self.cfg.generate.generator)
+            self.loaded[fold] = cls.load(self.models_dir / f"fold-{fold}", self.cfg.generate, name)
+        return self.loaded[fold]
+
+    def run(self, shard: Shard) -> dict[str, Any]:
+        """Sample, filter and score the shard's candidates; write ``part-XXXXX.parquet``."""
+        _inject_fault(shard.index)
+        gen = self._generator(shard.fold)
+        seed = derive_seed(self.cfg.seed, "generate", shard.index)
+        pools, dropped = candidate_pools(gen, shard.contexts, self.cfg, seed)
+        short = [len(p) < self.cfg.generate.num_candidates for p in pools]
+        keep = [i for i, s in enumerate(short)
+                if not (s and self.cfg.generate.short_contexts == "drop")]
+        table = candidate_table(gen, [shard.ids[i] for i in keep],
+                                [shard.contexts[i] for i in keep], [pools[i] for i in keep])
+        stats = {"shard": shard.index, "fold": shard.fold, "contexts": len(shard.ids),
+                 "kept_contexts": len(keep), "short_contexts": sum(short),
+                 "candidates": int((~table["is_gold"]).sum()), "dropped": dict(sorted(dropped.items()))}
+        write_shard(self.out_dir / shard_name(shard.index), table, stats)
+        return stats
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def write_shard(path: Path, table, stats: dict[str, Any]) -> None:
+    """Atomically write a shard with its stats in the Parquet metadata (no timings: the bytes
+    must not depend on when or where it ran)."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                           STATS_KEY: json.dumps(stats, sort_keys=True).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+
+
+def read_shard_stats(path: Path) -> dict[str, Any]:
+    """The stats a finished shard was written with."""
+    return json.loads(pq.read_schema(path).metadata[STATS_KEY])

@@ -1,0 +1,213 @@
+"""A word-level LSTM language model trained on the corpus itself (SWAG's generator).
+
+Training sequences are ``</s> ctx_a </s> ctx_b ending </s>``, so the model learns to continue
+a subject given the previous sentence; ``</s>`` is both separator and end of sentence.
+Sampling encodes every context once and draws all its endings from the repeated state.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+
+from generators.base import Context, Generator, generators
+from generators.sampling import filter_logits
+from generators.text import detokenize, word_tokenize
+
+log = logging.getLogger(__name__)
+
+PAD, UNK, END = 0, 1, 2
+SPECIALS = ["<pad>", "<unk>", "</s>"]
+_SCORE_ROWS = 512  # endings scored per forward pass (bounds memory: rows × tokens × vocab)
+
+
+class LSTMLM(nn.Module):
+    """Embedding → LSTM → projection to the vocabulary."""
+
+    def __init__(self, vocab: int, embed_dim: int, hidden_dim: int, layers: int, dropout: float):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed_dim, padding_idx=PAD)
+        self.lstm = nn.LSTM(embed_dim, hidden_dim, layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_dim, vocab)
+
+    def forward(self, ids: torch.Tensor, state=None):
+        out, state = self.lstm(self.drop(self.embed(ids)), state)
+        return self.head(self.drop(out)), state
+
+    def encode(self, prefixes: list[list[int]]):
+        """LSTM state after each (variable-length) prefix, and the next-token logits."""
+        lengths = torch.tensor([len(p) for p in prefixes])
+        ids = pad_sequence([torch.tensor(p) for p in prefixes], batch_first=True, padding_value=PAD)
+        packed = pack_padded_sequence(self.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+        _, (h, c) = self.lstm(packed)
+        return (h, c), self.head(h[-1])
+
+
+@generators.register("lstm")
+class LSTMGenerator(Generator):
+    """The ``lstm`` generator; ``cfg.lstm`` sizes it, ``cfg.sampling`` controls sampling."""
+
+    def __init__(self, cfg: Any, name_or_path: str = "") -> None:
+        super().__init__(cfg, name_or_path)
+        self.vocab: list[str] = []
+        self.index: dict[str, int] = {}
+        self.model: LSTMLM | None = None
+
+    # --- data ---------------------------------------------------------------------------
+    def _ids(self, text: str) -> list[int]:
+        return [self.index.get(token, UNK) for token in word_tokenize(text)]
+
+    def _prefix(self, context: Context | None) -> list[int]:
+        if context is None:  # unconditional: the start of a sentence
+            return [END]
+        return [END, *self._ids(context.ctx_a), END, *self._ids(context.ctx_b)]
+
+    def _sequence(self, context: Context) -> list[int]:
+        return (self._prefix(context) + self._ids(context.ending) + [END])[: self.cfg.lstm.max_len]
+
+    def _build_vocab(self, contexts: Sequence[Context]) -> None:
+        counts = Counter(t for c in contexts for part in (c.ctx_a, c.ctx_b, c.ending)
+                         for t in word_tokenize(part))
+        words = sorted(w for w, n in counts.items() if n >= self.cfg.lstm.min_count)
+        self.vocab = SPECIALS + words
+        self.index = {w: i for i, w in enumerate(self.vocab)}
+
+    def _new_model(self) -> LSTMLM:
+        c = self.cfg.lstm
+        return LSTMLM(len(self.vocab), c.embed_dim, c.hidden_dim, c.layers, c.dropout)
+
+    # --- training -----------------------------------------------------------------------
+    def _loss(self, batch: list[list[int]]) -> tuple[torch.Tensor, int]:
+        ids = pad_sequence([torch.tensor(s) for s in batch], batch_first=True, padding_value=PAD)
+        logits, _ = self.model(ids[:, :-1])
+        targets = ids[:, 1:]
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                           ignore_index=PAD, reduction="sum")
+        return loss, int((targets != PAD).sum())
+
+    @torch.no_grad()
+    def _perplexity(self, sequences: list[list[int]]) -> float:
+        self.model.eval()
+        total, tokens = 0.0, 0
+        for i in range(0, len(sequences), self.cfg.lstm.batch_size):
+            loss, n = self._loss(sequences[i:i + self.cfg.lstm.batch_size])
+            total, tokens = total + float(loss), tokens + n
+        return math.exp(total / max(tokens, 1))
+
+    def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
+        """Train with Adam until held-out perplexity stops improving (``patience`` epochs)."""
+        c = self.cfg.lstm
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        self._build_vocab(train)
+        self.model = self._new_model()
+        train_seqs = [self._sequence(x) for x in train]
+        valid_seqs = [self._sequence(x) for x in valid]
+        opt = torch.optim.Adam(self.model.parameters(), lr=c.lr)
+        best, best_state, stale, history = math.inf, None, 0, []
+        for epoch in range(c.max_epochs):
+            self.model.train()
+            order = rng.permutation(len(train_seqs))
+            for i in range(0, len(order), c.batch_size):
+                loss, n = self._loss([train_seqs[j] for j in order[i:i + c.batch_size]])
+                opt.zero_grad()
+                (loss / n).backward()
+                nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                opt.step()
+            ppl = self._perplexity(valid_seqs)
+            history.append(round(ppl, 3))
+            log.info("lstm epoch %d: held-out perplexity %.2f", epoch + 1, ppl)
+            if ppl < best:
+                best, stale = ppl, 0
+                best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= c.patience:
+                    break
+        self.model.load_state_dict(best_state)
+        self.model.eval()
+        return {"vocab": len(self.vocab), "epochs": len(history), "valid_ppl": history,
+                "best_valid_ppl": round(best, 3)}
+
+    # --- persistence --------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        c = self.cfg.lstm
+        dims = dict(embed_dim=c.embed_dim, hidden_dim=c.hidden_dim, layers=c.layers, dropout=c.dropout)
+        (directory / "lstm.json").write_text(json.dumps({"vocab": self.vocab, "dims": dims}))
+        torch.save(self.model.state_dict(), directory / "model.pt")
+
+    @classmethod
+    def load(cls, directory: Path, cfg: Any, name_or_path: str = "") -> "LSTMGenerator":
+        meta = json.loads((directory / "lstm.json").read_text())
+        gen = cls(cfg, name_or_path)
+        gen.vocab = meta["vocab"]
+        gen.index = {w: i for i, w in enumerate(gen.vocab)}
+        gen.model = LSTMLM(len(gen.vocab), **meta["dims"])
+        gen.model.load_state_dict(torch.load(directory / "model.pt", weights_only=True))
+        gen.model.eval()
+        return gen
+
+    # --- sampling and scoring -----------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+        """``n`` endings per context; an ending not finished within ``max_new_tokens`` is ""."""
+        rng = torch.Generator().manual_seed(seed)
+        out: list[list[str]] = []
+        step = self.cfg.lstm.sample_batch
+        for i in range(0, len(contexts), step):
+            out += self._sample_batch(contexts[i:i + step], n, rng)
+        return out
+
+    def _sample_batch(self, contexts: Sequence[Context], n: int, rng: torch.Generator) -> list[list[str]]:
+        s = self.cfg.sampling
+        (h, c), logits = self.model.encode([self._prefix(x) for x in contexts])
+        h, c, logits = (t.repeat_interleave(n, dim=-2) for t in (h, c, logits))
+        steps: list[torch.Tensor] = []
+        done = torch.zeros(logits.size(0), dtype=torch.bool)
+        for _ in range(s.max_new_tokens):
+            logits[:, PAD] = logits[:, UNK] = -math.inf
+            probs = torch.softmax(filter_logits(logits / s.temperature, s.top_k, s.top_p), dim=-1)
+            token = torch.multinomial(probs, 1, generator=rng).squeeze(1)
+            token[done] = PAD
+            steps.append(token)
+            done |= token == END
+            if bool(done.all()):
+                break
+            out, (h, c) = self.model.lstm(self.model.embed(token[:, None]), (h, c))
+            logits = self.model.head(out[:, 0])
+        rows = torch.stack(steps, dim=1).tolist()
+        texts = [self._text(row) for row in rows]
+        return [texts[j * n:(j + 1) * n] for j in range(len(contexts))]
+
+    def _text(self, ids: list[int]) -> str:
+        if END not in ids:
+            return ""
+        return detokenize([self.vocab[t] for t in ids[: ids.index(END)]])
+
+    @torch.no_grad()
+    def score(self, contexts: Sequence[Context | None], endings: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        (h, c), first = self.model.encode([self._prefix(x) for x in contexts])
+        rows = [(i, self._ids(e) + [END]) for i, group in enumerate(endings) for e in group]
+        scores = np.zeros((len(rows), 2), dtype=np.float64)
+        for start in range(0, len(rows), _SCORE_ROWS):
+            chunk = rows[start:start + _SCORE_ROWS]
+            owner = torch.tensor([i for i, _ in chunk])
+            ids = pad_sequence([torch.tensor(t) for _, t in chunk], batch_first=True, padding_value=PAD)
+            out, _ = self.model.lstm(self.model.embed(ids[:, :-1]), (h[:, owner], c[:, owner]))
+            logits = torch.cat([first[owner][:, None], self.model.head(out)], dim=1)
+            logp = torch.log_softmax(logits, dim=-1).gather(2, ids[:, :, None]).squeeze(2)
+            logp = logp.masked_fill(ids == PAD, 0.0)
+            scores[start:start + len(chunk), 0] = logp.sum(1).numpy()
+            scores[start:start + len(chunk), 1] = [len(t) - 1 for _, t in chunk]
+        bounds = np.cumsum([0, *map(len, endings)])
+        return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

@@ -1,0 +1,55 @@
+"""The ``random`` generator: real endings of other videos, drawn at random.
+
+It trains nothing and needs no model, so pipeline tests run in seconds; its scores come from a
+smoothed unigram model of the training endings. As a data set it is SWAG's "random negatives"
+baseline, which discriminators separate easily.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from generators.base import Context, Generator, generators
+from generators.text import word_tokenize
+
+
+@generators.register("random")
+class RandomEndings(Generator):
+    """Samples gold endings of the training contexts; scores with a unigram model."""
+
+    def __init__(self, cfg: Any, name_or_path: str = "") -> None:
+        super().__init__(cfg, name_or_path)
+        self.endings: list[str] = []
+        self.counts: Counter[str] = Counter()
+
+    def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
+        self.endings = sorted({c.ending for c in train})
+        self.counts = Counter(t.lower() for e in self.endings for t in word_tokenize(e))
+        return {"endings": len(self.endings)}
+
+    def save(self, directory: Path) -> None:
+        (directory / "random.json").write_text(json.dumps(self.endings))
+
+    @classmethod
+    def load(cls, directory: Path, cfg: Any, name_or_path: str = "") -> "RandomEndings":
+        gen = cls(cfg, name_or_path)
+        gen.fit([Context("", "", e) for e in json.loads((directory / "random.json").read_text())],
+                [], 0)
+        return gen
+
+    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+        rng = np.random.default_rng(seed)
+        return [[self.endings[j] for j in rng.integers(0, len(self.endings), n)] for _ in contexts]
+
+    def score(self, contexts: Sequence[Context | None], endings: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        total, types = sum(self.counts.values()), len(self.counts) + 1
+        def logprob(text: str) -> tuple[float, int]:
+            tokens = [t.lower() for t in word_tokenize(text)]
+            return sum(math.log((self.counts[t] + 1) / (total + types)) for t in tokens), len(tokens)
+        return [np.array([logprob(e) for e in group], dtype=np.float64).reshape(-1, 2)
+                for group in endings]

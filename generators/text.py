@@ -1,0 +1,36 @@
+"""Word-level text helpers shared by generators: tokenise, detokenise, normalise, count."""
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+_NO_SPACE_BEFORE = re.compile(r" ([.,!?;:%)\]])")
+_NO_SPACE_AFTER = re.compile(r"([(\[$]) ")
+_WORD = re.compile(r"\w")
+
+
+def word_tokenize(text: str) -> list[str]:
+    """Words (with inner apostrophes) and single punctuation marks, case kept."""
+    return _TOKEN.findall(text)
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Join tokens back into text: no space before closing punctuation or after opening."""
+    text = " ".join(tokens)
+    return _NO_SPACE_AFTER.sub(r"\1", _NO_SPACE_BEFORE.sub(r"\1", text))
+
+
+def count_words(text: str) -> int:
+    """Tokens that contain a letter or digit (punctuation does not count, as in the filters)."""
+    return sum(1 for token in word_tokenize(text) if _WORD.match(token))
+
+
+def normalize(text: str) -> str:
+    """The form endings are de-duplicated on: lower case, words only, single spaces."""
+    return " ".join(t for t in word_tokenize(text.lower()) if _WORD.match(t))
+
+
+def cut_at_sentence_end(text: str) -> str:
+    """Text up to and including its first sentence-final mark (., ! or ?), or all of it."""
+    match = re.search(r"[.!?](?=\s|$)", text)
+    return text[: match.end()] if match else text
