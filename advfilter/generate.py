@@ -77,7 +77,10 @@ def in_validation(video_id: str, seed: int, fraction: float) -> bool:
 def fold_data(contexts: pd.DataFrame, fold: int, seed: int, fraction: float):
     """(train, valid) contexts for fold ``fold``'s generator: other folds only, by video."""
     train = contexts[contexts["fold"] != fold].sort_values("id")
-    held = train["video_id"].map(lambda v: in_validation(v, seed, fraction))
+    if train.empty:
+        raise RunError(f"fold {fold}: the other folds hold no contexts to fit a generator on; "
+                       "use fewer folds or a larger corpus")
+    held = train["video_id"].map(lambda v: in_validation(v, seed, fraction)).astype(bool)
     return as_contexts(train[~held]), as_contexts(train[held])
 
 

@@ -1,8 +1,8 @@
 """From raw samples to a candidate pool per context, with the LM features of each ending.
 
-Samples are cut at the end of their sentence and dropped when empty or unfinished, equal to
-the gold, a duplicate of an earlier candidate (after normalisation) or outside the ending
-length bounds. Sampling repeats for the contexts still short of ``num_candidates`` until
+Samples are cut at the end of their sentence and dropped when empty, unfinished (no final
+mark where the gold has one), equal to the gold, a duplicate of an earlier candidate (after
+normalisation) or outside the ending length bounds. Sampling repeats for the contexts still short of ``num_candidates`` until
 ``retry_rounds`` run out; those contexts are kept with fewer candidates or dropped.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from advfilter.seeds import derive_seed
 from generators.base import Context, Generator
 from generators.text import count_words, cut_at_sentence_end, normalize
 
+_FINAL = (".", "!", "?")
 CANDIDATE_COLUMNS = ["context_id", "ending", "is_gold", "lm_logprob", "lm_uncond_logprob",
                      "ending_tokens", "context_tokens"]
 
@@ -30,6 +31,7 @@ def candidate_pools(
     lo, hi = cfg.contexts.min_ending_tokens, cfg.contexts.max_ending_tokens
     pools: list[dict[str, str]] = [{} for _ in contexts]
     golds = [normalize(c.ending) for c in contexts]
+    finals = [c.ending.endswith(_FINAL) for c in contexts]
     dropped: Counter[str] = Counter()
     for attempt in range(g.retry_rounds):
         need = [i for i, pool in enumerate(pools) if len(pool) < g.num_candidates]
@@ -40,9 +42,13 @@ def candidate_pools(
         for i, endings in zip(need, samples):
             for raw in endings:
                 ending = cut_at_sentence_end(raw).strip()
+                if not finals[i]:  # the gold has no final mark: neither may the candidates
+                    ending = ending.rstrip(".!?").rstrip()
                 key = normalize(ending)
                 words = count_words(ending)
-                reason = ("empty" if not key else "gold" if key == golds[i]
+                reason = ("empty" if not key
+                          else "unfinished" if finals[i] and not ending.endswith(_FINAL)
+                          else "gold" if key == golds[i]
                           else "duplicate" if key in pools[i] else "too_short" if words < lo
                           else "too_long" if words > hi
                           else "surplus" if len(pools[i]) >= g.num_candidates else None)

@@ -112,7 +112,9 @@ class LSTMGenerator(Generator):
         self._build_vocab(train)
         self.model = self._new_model()
         train_seqs = [self._sequence(x) for x in train]
-        valid_seqs = [self._sequence(x) for x in valid]
+        if not valid:
+            log.warning("no held-out contexts: early stopping watches the training perplexity")
+        valid_seqs = [self._sequence(x) for x in (valid or train)]
         opt = torch.optim.Adam(self.model.parameters(), lr=c.lr)
         best, best_state, stale, history = math.inf, None, 0, []
         for epoch in range(c.max_epochs):

@@ -26,7 +26,8 @@ def test_generate_on_the_demo_corpus_writes_contexts_and_prints_a_summary(runner
 
 def test_several_inputs_follow_one_flag(runner, write, tmp_path):
     a, b = write("a.json", {"v1": VIDEO}), write("b.json", {"v2": VIDEO})
-    result = runner.invoke(main, ["generate", "--input", str(a), str(b), "--out", str(tmp_path / "r")])
+    result = runner.invoke(main, ["generate", "--input", str(a), str(b), "--out", str(tmp_path / "r"),
+                                  "--stage", "contexts"])
     assert result.exit_code == 0, result.output
     assert set(pd.read_parquet(tmp_path / "r" / "contexts.parquet")["input_file"]) == {"a.json", "b.json"}
 
@@ -51,7 +52,8 @@ def test_unknown_source_is_refused_with_the_valid_names(runner, write, tmp_path)
 
 
 def test_rerun_with_other_settings_is_one_line_and_exit_2(runner, write, tmp_path):
-    args = ["generate", "--input", str(write("a.json", {"v1": VIDEO})), "--out", str(tmp_path / "r")]
+    args = ["generate", "--input", str(write("a.json", {"v1": VIDEO})), "--out", str(tmp_path / "r"),
+            "--stage", "contexts"]
     assert runner.invoke(main, args).exit_code == 0
     result = runner.invoke(main, [*args, "--folds", "3"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1

@@ -1,0 +1,179 @@
+"""Any Hugging Face causal LM as a generator: ``hf:NAME_OR_PATH``, or ``phi2`` (microsoft/phi-2).
+
+Sampling is batched with left padding and the KV cache (``generate``), under ``no_grad``, in
+bfloat16 on GPU. Endings stop at the first sentence-final token. With ``hf.finetune`` a LoRA
+adapter (peft) is trained per fold on the other folds' text, so the fold rule holds here too;
+without it the pretrained model never saw the corpus and serves every fold.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from generators.base import Context, Generator, generators
+
+log = logging.getLogger(__name__)
+_SENTENCE_END = (".", "!", "?")
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return getattr(torch, name)
+
+
+def prompt_of(context: Context) -> str:
+    """The text the LM continues: the previous sentence and the subject of the next."""
+    return f"{context.ctx_a} {context.ctx_b}"
+
+
+@generators.register("hf")
+class HFGenerator(Generator):
+    """A transformers ``AutoModelForCausalLM``, optionally with a per-fold LoRA adapter."""
+
+    def __init__(self, cfg: Any, name_or_path: str = "") -> None:
+        super().__init__(cfg, name_or_path or "microsoft/phi-2")
+        self.model = None
+        self.tok = None
+        self.finetuned = False
+
+    def _load(self, adapter: Path | None = None) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        remote = self.cfg.hf.trust_remote_code
+        self.tok = AutoTokenizer.from_pretrained(self.name_or_path, trust_remote_code=remote)
+        if self.tok.pad_token is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            self.name_or_path, dtype=_dtype(self.cfg.hf.dtype), trust_remote_code=remote)
+        if adapter is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, adapter)
+        self.model.to(_device()).eval()
+
+    # --- fitting (optional LoRA) --------------------------------------------------------
+    def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
+        """Without ``hf.finetune``: nothing to fit. With it: LoRA on the other folds' text."""
+        self.finetuned = self.cfg.hf.finetune
+        if not self.finetuned:
+            return {"finetuned": False}
+        from peft import LoraConfig, get_peft_model
+
+        h = self.cfg.hf
+        torch.manual_seed(seed)
+        self._load()
+        self.model = get_peft_model(self.model, LoraConfig(
+            task_type="CAUSAL_LM", r=h.lora_r, lora_alpha=h.lora_alpha, lora_dropout=h.lora_dropout,
+            target_modules=h.lora_target_modules))
+        texts = [f"{prompt_of(c)} {c.ending}" for c in train]
+        opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=h.finetune_lr)
+        rng = np.random.default_rng(seed)
+        losses = []
+        self.model.train()
+        for _ in range(h.finetune_epochs):
+            order = rng.permutation(len(texts))
+            for i in range(0, len(order), h.finetune_batch_size):
+                loss = self._lm_loss([texts[j] for j in order[i:i + h.finetune_batch_size]])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss))
+        self.model.eval()
+        with torch.no_grad():
+            valid_loss = float(np.mean([float(self._lm_loss([f"{prompt_of(c)} {c.ending}"]))
+                                        for c in valid])) if valid else math.nan
+        return {"finetuned": True, "first_loss": losses[0], "last_loss": losses[-1],
+                "valid_loss": valid_loss}
+
+    def _lm_loss(self, texts: list[str]) -> torch.Tensor:
+        self.tok.padding_side = "right"
+        enc = self.tok(texts, return_tensors="pt", padding=True, truncation=True,
+                       max_length=self.cfg.hf.max_length).to(self.model.device)
+        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+        return self.model(**enc, labels=labels).loss
+
+    # --- persistence --------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        (directory / "hf.json").write_text(json.dumps({"model": self.name_or_path,
+                                                       "finetuned": self.finetuned}))
+        if self.finetuned:
+            self.model.save_pretrained(directory / "adapter")
+
+    @classmethod
+    def load(cls, directory: Path, cfg: Any, name_or_path: str = "") -> "HFGenerator":
+        meta = json.loads((directory / "hf.json").read_text())
+        gen = cls(cfg, meta["model"])
+        gen.finetuned = meta["finetuned"]
+        gen._load(directory / "adapter" if gen.finetuned else None)
+        return gen
+
+    # --- sampling and scoring -----------------------------------------------------------
+    def _stop_ids(self) -> list[int]:
+        ids = {self.tok.eos_token_id}
+        for mark in _SENTENCE_END:
+            token_ids = self.tok.encode(mark, add_special_tokens=False)
+            if len(token_ids) == 1:
+                ids.add(token_ids[0])
+        return sorted(i for i in ids if i is not None)
+
+    @torch.no_grad()
+    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+        s, out = self.cfg.sampling, []
+        torch.manual_seed(seed)
+        self.tok.padding_side = "left"  # generation appends on the right
+        beams = max(s.num_beams, n) if s.num_beams > 1 else 1
+        for i in range(0, len(contexts), self.cfg.hf.batch_size):
+            batch = contexts[i:i + self.cfg.hf.batch_size]
+            enc = self.tok([prompt_of(c) for c in batch], return_tensors="pt", padding=True).to(self.model.device)
+            generated = self.model.generate(
+                **enc, do_sample=beams == 1, num_beams=beams, num_return_sequences=n,
+                temperature=s.temperature if beams == 1 else None,
+                top_k=s.top_k if beams == 1 else None, top_p=s.top_p if beams == 1 else None,
+                max_new_tokens=s.max_new_tokens, eos_token_id=self._stop_ids(),
+                pad_token_id=self.tok.pad_token_id)
+            texts = self.tok.batch_decode(generated[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+            out += [[t.strip() for t in texts[j * n:(j + 1) * n]] for j in range(len(batch))]
+        return out
+
+    @torch.no_grad()
+    def score(self, contexts: Sequence[Context | None], endings: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """Sum of log P(ending tokens | prompt); a None context conditions on BOS/EOS only."""
+        start = self.tok.bos_token_id if self.tok.bos_token_id is not None else self.tok.eos_token_id
+        rows = []
+        for context, group in zip(contexts, endings):
+            prefix = [start] if context is None else self.tok.encode(prompt_of(context), add_special_tokens=False)
+            for ending in group:
+                rows.append((prefix, self.tok.encode(" " + ending, add_special_tokens=False)))
+        flat = np.zeros((len(rows), 2))
+        step = self.cfg.hf.batch_size * 4
+        for i in range(0, len(rows), step):
+            flat[i:i + step] = self._score_rows(rows[i:i + step])
+        bounds = np.cumsum([0, *map(len, endings)])
+        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def _score_rows(self, rows: list[tuple[list[int], list[int]]]) -> np.ndarray:
+        width = max(len(p) + len(e) for p, e in rows)
+        ids = torch.full((len(rows), width), self.tok.pad_token_id)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        target = torch.zeros((len(rows), width), dtype=torch.bool)  # ending tokens to score
+        for r, (prefix, ending) in enumerate(rows):
+            seq = prefix + ending
+            ids[r, :len(seq)] = torch.tensor(seq)
+            mask[r, :len(seq)] = 1
+            target[r, len(prefix):len(seq)] = True
+        ids, mask = ids.to(self.model.device), mask.to(self.model.device)
+        logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:, None]).squeeze(2)
+        logp = logp.masked_fill(~target[:, 1:].to(logp.device), 0.0)
+        return np.stack([logp.sum(1).cpu().numpy(), target.sum(1).numpy()], axis=1)
