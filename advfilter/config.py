@@ -60,7 +60,6 @@ class LSTMConfig(_Strict):
     patience: int = Field(2, ge=1, description="epochs without held-out improvement before stopping")
     batch_size: int = Field(32, ge=1)
     lr: float = Field(3e-3, gt=0)
-    valid_fraction: float = Field(0.1, gt=0, lt=1)
     min_count: int = Field(1, ge=1, description="rarer words become <unk> (never sampled)")
     max_len: int = Field(96, ge=8, description="tokens per training sequence")
     sample_batch: int = Field(32, ge=1, description="contexts sampled together")
@@ -91,6 +90,7 @@ class GenerateConfig(_Strict):
     oversample: float = Field(1.25, ge=1, description="samples drawn per missing candidate")
     retry_rounds: int = Field(4, ge=1, description="sampling rounds before a context is short")
     short_contexts: Literal["keep", "drop"] = "keep"
+    valid_fraction: float = Field(0.1, gt=0, lt=1, description="training videos held out")
     shard_size: int = Field(64, ge=1, description="contexts per shard file")
     workers: int = Field(0, ge=0, description="Ray workers; 0 = one per GPU, else one per core")
     threads_per_worker: int = Field(1, ge=1)

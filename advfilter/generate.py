@@ -75,13 +75,13 @@ def in_validation(video_id: str, seed: int, fraction: float) -> bool:
 
 
 def fold_data(contexts: pd.DataFrame, fold: int, seed: int, fraction: float):
-    """(train, valid) contexts for fold ``fold``'s generator: other folds only, by video."""
+    """(train, valid, videos) for fold ``fold``'s generator: other folds only, split by video."""
     train = contexts[contexts["fold"] != fold].sort_values("id")
     if train.empty:
         raise RunError(f"fold {fold}: the other folds hold no contexts to fit a generator on; "
                        "use fewer folds or a larger corpus")
     held = train["video_id"].map(lambda v: in_validation(v, seed, fraction)).astype(bool)
-    return as_contexts(train[~held]), as_contexts(train[held])
+    return as_contexts(train[~held]), as_contexts(train[held]), sorted(set(train["video_id"]))
 
 
 def _workers(cfg: Config) -> tuple[int, float]:
@@ -101,9 +101,9 @@ def _fit_missing_folds(cfg: Config, contexts: pd.DataFrame, models: Path) -> Non
     _, gpus = _workers(cfg)
     refs = {}
     for k in missing:
-        train, valid = fold_data(contexts, k, cfg.seed, cfg.generate.lstm.valid_fraction)
+        train, valid, videos = fold_data(contexts, k, cfg.seed, cfg.generate.valid_fraction)
         refs[fit.options(num_cpus=cfg.generate.threads_per_worker, num_gpus=gpus).remote(
-            cfg.model_dump_json(), k, train, valid, str(models / f"fold-{k}"))] = k
+            cfg.model_dump_json(), k, train, valid, videos, str(models / f"fold-{k}"))] = k
     for ref in tqdm(_as_completed(refs), total=len(refs), desc="fitting folds", disable=None):
         stats = _get(ref, f"fitting fold {refs[ref]}")
         log.info("fold %d fitted: %s", refs[ref], stats)

@@ -60,8 +60,11 @@ def ray_session(address: str | None, cpus: int) -> Iterator[None]:
 
 
 def fit_fold(cfg_json: str, fold: int, train: list[Context], valid: list[Context],
-             directory: str) -> dict[str, Any]:
-    """Fit the configured generator for ``fold`` and save it atomically to ``directory``."""
+             videos: list[str], directory: str) -> dict[str, Any]:
+    """Fit the configured generator for ``fold`` and save it atomically to ``directory``.
+
+    ``videos`` (the videos of ``train`` and ``valid``) go into ``fit.json`` for leakage audits.
+    """
     cfg = Config.model_validate_json(cfg_json)
     torch.set_num_threads(cfg.generate.threads_per_worker)
     cls, name = resolve(cfg.generate.generator)
@@ -69,7 +72,8 @@ def fit_fold(cfg_json: str, fold: int, train: list[Context], valid: list[Context
     stats = gen.fit(train, valid, derive_seed(cfg.seed, "fit", fold))
     with atomic_dir(directory) as tmp:
         gen.save(tmp)
-        (tmp / "fit.json").write_text(json.dumps({**stats, "fold": fold, "train_contexts": len(train)}))
+        (tmp / "fit.json").write_text(json.dumps({**stats, "fold": fold, "train_contexts": len(train),
+                                                  "train_videos": videos}))
     return stats
 
 

@@ -88,7 +88,7 @@ class HFGenerator(Generator):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         self.model.eval()
         with torch.no_grad():
             valid_loss = float(np.mean([float(self._lm_loss([f"{prompt_of(c)} {c.ending}"]))

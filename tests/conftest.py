@@ -41,3 +41,11 @@ def anet_video(*sentences: str, label: str = "Cooking") -> dict[str, Any]:
     return {"duration": float(len(sentences)), "activity_label": label,
             "timestamps": [[i, i + 1] for i in range(len(sentences))],
             "sentences": [f" {s}" for s in sentences]}
+
+
+@pytest.fixture(scope="session")
+def tiny_phi(tmp_path_factory) -> Path:
+    """A 2-layer random PhiConfig model with a BPE tokenizer trained on the demo corpus."""
+    from advfilter.tiny import build_tiny_phi
+
+    return build_tiny_phi(tmp_path_factory.mktemp("tiny-phi"))

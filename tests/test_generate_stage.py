@@ -1,0 +1,110 @@
+"""The candidates stage on a real local Ray runtime: shards, cross-fitting, determinism, faults."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from advfilter.cli import main
+from advfilter.config import load_config
+from advfilter.contexts import build_contexts
+from advfilter.demo import make_corpus
+from advfilter.errors import RunError
+from advfilter.generate import generate_candidates
+from advfilter.store import RunStore
+
+TINY_LSTM = {"generate.lstm.embed_dim": 32, "generate.lstm.hidden_dim": 32,
+             "generate.lstm.max_epochs": 12, "generate.lstm.lr": 0.02, "generate.num_candidates": 4,
+             "generate.shard_size": 16, "contexts.folds": 3}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "train.json"
+    path.write_text(json.dumps(make_corpus(videos=36, seed=5)))
+    return path
+
+
+def run_generate(root: Path, corpus: Path, **overrides) -> object:
+    cfg = load_config(None, {**TINY_LSTM, **overrides})
+    with RunStore.open(root) as run:
+        build_contexts(cfg, run, "activitynet", [corpus])
+        return generate_candidates(cfg, run)
+
+
+def shard_bytes(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "candidates").glob("part-*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, corpus) -> Path:
+    """One uninterrupted run with two workers."""
+    root = tmp_path_factory.mktemp("ref") / "run"
+    run_generate(root, corpus, **{"generate.workers": 2})
+    return root
+
+
+def test_every_context_gets_the_gold_and_its_candidates_with_features(reference):
+    contexts = pd.read_parquet(reference / "contexts.parquet")
+    candidates = pd.read_parquet(reference / "candidates")
+    assert set(candidates["context_id"]) == set(contexts["id"])
+    assert {"context_id", "ending", "is_gold", "lm_logprob", "lm_uncond_logprob",
+            "ending_tokens", "context_tokens"} <= set(candidates.columns)
+    gold = candidates[candidates.is_gold].set_index("context_id")["ending"]
+    assert (gold == contexts.set_index("id")["ending"].loc[gold.index]).all()
+    assert candidates.groupby("context_id").size().max() == 5  # gold + num_candidates
+
+
+def test_no_context_gets_endings_from_a_generator_trained_on_its_video(reference):
+    contexts = pd.read_parquet(reference / "contexts.parquet").set_index("id")
+    candidates = pd.read_parquet(reference / "candidates")
+    for fold in sorted(contexts["fold"].unique()):
+        fit = json.loads((reference / "generators" / "lstm" / f"fold-{fold}" / "fit.json").read_text())
+        own_videos = set(contexts[contexts.fold == fold]["video_id"])
+        assert fit["fold"] == fold and not own_videos & set(fit["train_videos"])
+    shard_folds = {p.name: set(contexts.loc[pd.read_parquet(p)["context_id"], "fold"])
+                   for p in (reference / "candidates").glob("part-*.parquet")}
+    assert all(len(folds) == 1 for folds in shard_folds.values())
+
+
+def test_one_worker_writes_the_same_bytes_as_two(reference, corpus, tmp_path):
+    run_generate(tmp_path / "run", corpus, **{"generate.workers": 1})
+    assert shard_bytes(tmp_path / "run") == shard_bytes(reference)
+
+
+def test_a_shard_failing_every_time_fails_the_job_naming_it_and_a_rerun_resumes(
+        reference, corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVFILTER_FAULT_SHARD", "3")
+    with pytest.raises(RunError, match=r"shard 3 \(part-00003.parquet\) failed"):
+        run_generate(tmp_path / "run", corpus, **{"generate.workers": 1, "generate.max_retries": 1})
+    assert not (tmp_path / "run" / "candidates" / "part-00003.parquet").exists()
+    monkeypatch.delenv("ADVFILTER_FAULT_SHARD")
+    summary = run_generate(tmp_path / "run", corpus, **{"generate.workers": 1})
+    assert summary.resumed_shards >= 3
+    assert shard_bytes(tmp_path / "run") == shard_bytes(reference)
+
+
+def test_a_worker_that_dies_once_is_restarted_and_its_shard_retried(reference, corpus, tmp_path, monkeypatch):
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv("ADVFILTER_FAULT_SHARD", "1")
+    monkeypatch.setenv("ADVFILTER_FAULT_ONCE", str(marker))
+    run_generate(tmp_path / "run", corpus, **{"generate.workers": 2})
+    assert marker.exists()
+    assert shard_bytes(tmp_path / "run") == shard_bytes(reference)
+
+
+def test_a_finished_stage_is_reused_and_other_settings_are_refused(reference, corpus):
+    assert run_generate(reference, corpus, **{"generate.workers": 2}).reused
+    with pytest.raises(RunError, match="changed: generate"):
+        run_generate(reference, corpus, **{"generate.num_candidates": 8})
+
+
+def test_generate_command_runs_both_stages_and_prints_a_summary(runner, corpus, tmp_path):
+    result = runner.invoke(main, ["generate", "--source", "activitynet", "--input", str(corpus),
+                                  "--out", str(tmp_path / "r"), "--generator", "random",
+                                  "--num-candidates", "5", "--workers", "2", "--folds", "3"])
+    assert result.exit_code == 0, result.output
+    assert "candidates: " in result.stdout and "short contexts" in result.stdout
+    assert len(pd.read_parquet(tmp_path / "r" / "candidates")) > 0

@@ -1,0 +1,175 @@
+"""Generators on their own: text helpers, sampling filters, the LSTM LM, Hugging Face models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from advfilter.config import Config
+from generators import Context, resolve
+from generators.candidates import candidate_pools, candidate_table
+from generators.sampling import filter_logits
+from generators.text import count_words, cut_at_sentence_end, detokenize, normalize, word_tokenize
+
+FIVE = [
+    Context("A man stands in a gym with a rope.", "The man", "skips over the rope very fast."),
+    Context("A girl walks into a kitchen.", "She", "cracks two eggs into a large bowl."),
+    Context("A boy carries a ball onto a field.", "Then the boy", "kicks the ball hard at the net."),
+    Context("A woman sits down at a piano.", "The woman", "plays a slow song with her eyes closed."),
+    Context("An old man opens the garage door.", "He", "pulls the cord to start the mower."),
+]
+
+
+def make(generator: str, **generate):
+    cfg = Config.model_validate({"generate": {"generator": generator, **generate}})
+    cls, name = resolve(generator)
+    return cls(cfg.generate, name), cfg
+
+
+# --- text helpers ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["picks up the ball, then throws it.", "doesn't stop (at all)!",
+                                  "adds 2 eggs; stirs."])
+def test_detokenize_inverts_word_tokenize(text):
+    assert detokenize(word_tokenize(text)) == text
+
+
+def test_normalized_endings_ignore_case_and_punctuation():
+    assert normalize("Picks up the BALL.") == normalize("picks up the ball") == "picks up the ball"
+    assert count_words("picks up, the ball.") == 4
+    assert cut_at_sentence_end("runs away. Then he sits") == "runs away."
+
+
+def test_top_k_and_top_p_keep_only_the_likeliest_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isfinite(filter_logits(logits, top_k=2)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.7)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.01)).tolist() == [[True, False, False, False]]
+
+
+# --- LSTM --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def overfit_lstm():
+    gen, _ = make("lstm", lstm={"embed_dim": 32, "hidden_dim": 64, "dropout": 0.0, "max_epochs": 150,
+                                "patience": 150, "batch_size": 5, "lr": 0.01},
+                  sampling={"temperature": 0.05})
+    stats = gen.fit(FIVE, FIVE, seed=0)
+    return gen, stats
+
+
+def test_lstm_overfits_five_contexts(overfit_lstm):
+    gen, stats = overfit_lstm
+    assert stats["best_valid_ppl"] < 1.2
+    samples = gen.sample(FIVE, n=2, seed=0)
+    assert [s[0] for s in samples] == [c.ending for c in FIVE]
+
+
+def test_lstm_save_and_load_give_identical_scores_and_samples(overfit_lstm, tmp_path):
+    gen, _ = overfit_lstm
+    gen.save(tmp_path)
+    again = type(gen).load(tmp_path, gen.cfg)
+    endings = [[c.ending, "walks away from the camera."] for c in FIVE]
+    for a, b in zip(gen.score(FIVE, endings), again.score(FIVE, endings)):
+        np.testing.assert_array_equal(a, b)
+    assert gen.sample(FIVE, 3, seed=4) == again.sample(FIVE, 3, seed=4)
+
+
+def test_lstm_prefers_the_true_ending_given_its_context(overfit_lstm):
+    gen, _ = overfit_lstm
+    swapped = [[c.ending, FIVE[(i + 1) % 5].ending] for i, c in enumerate(FIVE)]
+    assert all(s[0, 0] > s[1, 0] for s in gen.score(FIVE, swapped))
+
+
+def test_lstm_scores_do_not_depend_on_batching(overfit_lstm):
+    gen, _ = overfit_lstm
+    endings = [[c.ending, "sits."] for c in FIVE]
+    together = gen.score([*FIVE, None], [*endings, ["sits."]])
+    alone = [gen.score([c], [e])[0] for c, e in zip([*FIVE, None], [*endings, ["sits."]])]
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_lstm_sampling_is_seeded(overfit_lstm):
+    gen, _ = overfit_lstm
+    hot = type(gen)(gen.cfg.model_copy(update={"sampling": gen.cfg.sampling.model_copy(
+        update={"temperature": 3.0})}))
+    hot.vocab, hot.index, hot.model = gen.vocab, gen.index, gen.model
+    assert hot.sample(FIVE, 4, seed=1) == hot.sample(FIVE, 4, seed=1)
+    assert hot.sample(FIVE, 4, seed=1) != hot.sample(FIVE, 4, seed=2)
+
+
+# --- candidate pools ---------------------------------------------------------------------
+
+def test_pools_hold_distinct_non_gold_endings_within_the_length_bounds():
+    gen, cfg = make("random", num_candidates=3)
+    gen.fit(FIVE, [], 0)
+    pools, dropped = candidate_pools(gen, FIVE, cfg, seed=0)
+    for context, pool in zip(FIVE, pools):
+        keys = [normalize(e) for e in pool]
+        assert normalize(context.ending) not in keys and len(set(keys)) == len(keys) == 3
+    assert dropped["gold"] > 0 and dropped["duplicate"] > 0
+
+
+def test_contexts_short_of_candidates_are_reported_not_padded():
+    gen, cfg = make("random", num_candidates=10, retry_rounds=2)
+    gen.fit(FIVE, [], 0)
+    pools, _ = candidate_pools(gen, FIVE, cfg, seed=0)
+    assert [len(p) for p in pools] == [4] * 5  # only four other endings exist
+
+
+def test_candidate_table_puts_the_gold_first_with_lm_features():
+    gen, cfg = make("random", num_candidates=2)
+    gen.fit(FIVE, [], 0)
+    pools, _ = candidate_pools(gen, FIVE[:2], cfg, seed=0)
+    table = candidate_table(gen, ["a", "b"], FIVE[:2], pools)
+    assert table.groupby("context_id")["is_gold"].first().all()
+    assert len(table) == 6 and (table["lm_logprob"] < 0).all() and (table["ending_tokens"] > 0).all()
+
+
+# --- Hugging Face causal LM --------------------------------------------------------------
+
+def hf(tiny_phi, **hf_cfg):
+    gen, cfg = make(f"hf:{tiny_phi}", hf=hf_cfg, sampling={"max_new_tokens": 12})
+    gen.fit([], [], 0)
+    gen._load()
+    return gen
+
+
+def test_hf_samples_n_endings_per_context_reproducibly(tiny_phi):
+    gen = hf(tiny_phi, batch_size=2)
+    samples = gen.sample(FIVE[:3], n=4, seed=7)
+    assert [len(s) for s in samples] == [4, 4, 4]
+    assert samples == gen.sample(FIVE[:3], n=4, seed=7)
+
+
+def test_hf_scores_match_one_unpadded_forward_pass_per_ending(tiny_phi):
+    gen = hf(tiny_phi, batch_size=2)
+    endings = [["skips.", "walks over to the bench and sits."], ["cracks an egg."]]
+    batched = gen.score(FIVE[:2], endings)
+    for context, group, scores in zip(FIVE[:2], endings, batched):
+        for ending, (logprob, tokens) in zip(group, scores):
+            prefix = gen.tok.encode(f"{context.ctx_a} {context.ctx_b}")
+            target = gen.tok.encode(" " + ending)
+            ids = torch.tensor([prefix + target])
+            with torch.no_grad():
+                logp = torch.log_softmax(gen.model(ids).logits[0, :-1], -1)
+            expected = sum(float(logp[len(prefix) - 1 + j, t]) for j, t in enumerate(target))
+            assert tokens == len(target) and logprob == pytest.approx(expected, abs=1e-4)
+
+
+def test_hf_lora_fit_lowers_the_loss_and_reloads_the_adapter(tiny_phi, tmp_path):
+    gen, _ = make(f"hf:{tiny_phi}", hf={"finetune": True, "finetune_epochs": 8, "finetune_lr": 5e-3,
+                                        "lora_r": 4, "lora_alpha": 8, "finetune_batch_size": 5})
+    stats = gen.fit(FIVE, FIVE[:2], seed=0)
+    assert stats["last_loss"] < stats["first_loss"]
+    gen.save(tmp_path)
+    again = type(gen).load(tmp_path, gen.cfg)
+    endings = [[c.ending] for c in FIVE]
+    for a, b in zip(gen.score(FIVE, endings), again.score(FIVE, endings)):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_phi2_resolves_to_the_hub_name():
+    cls, name = resolve("phi2")
+    assert (cls.__name__, name) == ("HFGenerator", "microsoft/phi-2")
