@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from generators.base import Context, Generator, generators
-from generators.sampling import filter_logits
+from generators.sampling import draw
 from generators.text import detokenize, word_tokenize
 
 log = logging.getLogger(__name__)
@@ -174,21 +174,19 @@ class LSTMGenerator(Generator):
         s = self.cfg.sampling
         (h, c), logits = self.model.encode([self._prefix(x) for x in contexts])
         h, c, logits = (t.repeat_interleave(n, dim=-2) for t in (h, c, logits))
-        steps: list[torch.Tensor] = []
-        done = torch.zeros(logits.size(0), dtype=torch.bool)
-        for _ in range(s.max_new_tokens):
+        tokens = torch.full((logits.size(0), s.max_new_tokens), PAD)
+        active = torch.arange(logits.size(0))  # rows still writing; finished rows cost nothing
+        for step in range(s.max_new_tokens):
             logits[:, PAD] = logits[:, UNK] = -math.inf
-            probs = torch.softmax(filter_logits(logits / s.temperature, s.top_k, s.top_p), dim=-1)
-            token = torch.multinomial(probs, 1, generator=rng).squeeze(1)
-            token[done] = PAD
-            steps.append(token)
-            done |= token == END
-            if bool(done.all()):
+            token = draw(logits, s.temperature, s.top_k, s.top_p, rng)
+            tokens[active, step] = token
+            going = token != END
+            if not bool(going.any()):
                 break
+            active, token, h, c = active[going], token[going], h[:, going], c[:, going]
             out, (h, c) = self.model.lstm(self.model.embed(token[:, None]), (h, c))
             logits = self.model.head(out[:, 0])
-        rows = torch.stack(steps, dim=1).tolist()
-        texts = [self._text(row) for row in rows]
+        texts = [self._text(row) for row in tokens.tolist()]
         return [texts[j * n:(j + 1) * n] for j in range(len(contexts))]
 
     def _text(self, ids: list[int]) -> str:

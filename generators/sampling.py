@@ -20,3 +20,15 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
         drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p  # mass before this token
         logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), -math.inf)
     return logits
+
+
+def draw(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+         generator: torch.Generator) -> torch.Tensor:
+    """One token id per row, sampled from softmax(logits / temperature) after filtering.
+
+    Uses the Gumbel-max trick (argmax of logits plus Gumbel noise), which samples the same
+    distribution as ``torch.multinomial`` at a fraction of its cost on large batches.
+    """
+    filtered = filter_logits(logits / temperature, top_k, top_p)
+    uniform = torch.rand(filtered.shape, generator=generator).clamp_(min=1e-20)
+    return (filtered - torch.log(-torch.log(uniform))).argmax(dim=-1)

@@ -173,3 +173,12 @@ def test_hf_lora_fit_lowers_the_loss_and_reloads_the_adapter(tiny_phi, tmp_path)
 def test_phi2_resolves_to_the_hub_name():
     cls, name = resolve("phi2")
     assert (cls.__name__, name) == ("HFGenerator", "microsoft/phi-2")
+
+
+def test_gumbel_draws_follow_the_softmax_distribution():
+    from generators.sampling import draw
+
+    probs = torch.tensor([0.6, 0.3, 0.1])
+    logits = torch.log(probs).repeat(20_000, 1)
+    counts = torch.bincount(draw(logits, 1.0, 0, 1.0, torch.Generator().manual_seed(0)), minlength=3)
+    assert torch.allclose(counts / 20_000, probs, atol=0.015)
