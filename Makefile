@@ -26,3 +26,4 @@ test-all: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_contexts.py
+	$(BIN)/python benchmarks/bench_generate.py
