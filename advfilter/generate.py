@@ -135,10 +135,9 @@ def _fill_shards(cfg: Config, shards: list[Shard], models: Path, out: Path) -> N
             for _ in range(min(count, len(shards)))]
     queue, running = list(shards), {}
     bar = tqdm(total=sum(len(s.ids) for s in shards), unit="ctx", desc="generating", disable=None)
-    for worker in pool * 2:  # two shards queued per actor, so none idles between shards
-        if queue:
-            shard = queue.pop(0)
-            running[worker.run.remote(shard)] = (worker, shard)
+    for worker in pool:  # one shard in flight per actor, so a worker's death names its shard
+        shard = queue.pop(0)
+        running[worker.run.remote(shard)] = (worker, shard)
     while running:
         [ref], _ = ray.wait(list(running), num_returns=1)
         worker, shard = running.pop(ref)
