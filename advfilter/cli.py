@@ -13,7 +13,7 @@ import click
 
 from advfilter.config import load_config, parse_override
 from advfilter.contexts import ContextsSummary, build_contexts
-from advfilter.errors import AdvfilterError
+from advfilter.errors import AdvfilterError, RunError
 from advfilter.generate import GenerateSummary, generate_candidates
 from advfilter.sources import sources
 from advfilter.store import RunStore
@@ -140,10 +140,102 @@ def _not_implemented(name: str, summary: str) -> click.Command:
     return command
 
 
+def _run_config(run: RunStore, config_file: Path | None, dotted: dict[str, Any]):
+    """The config a run was made with, updated by a YAML file and dotted overrides."""
+    if not run.manifest:
+        raise RunError(f"{run.root}: no manifest.json; is this a run directory?")
+    return load_config(config_file, dotted, base=run.manifest.get("config"))
+
+
+def _overrides(overrides: tuple[str, ...], **shortcuts: Any) -> dict[str, Any]:
+    dotted = dict(parse_override(o) for o in overrides)
+    dotted.update({k.replace("__", "."): v for k, v in shortcuts.items() if v is not None})
+    return dotted
+
+
+_RUN = click.option("--run", "run_dir", required=True,
+                    type=click.Path(file_okay=False, exists=True, path_type=Path),
+                    help="Run directory made by advfilter generate.")
+_CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                       help="YAML config merged over the run's own.")
+_SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                    help="Dotted config override, e.g. --set filter.driver=best (repeatable).")
+
+
+@main.command(name="filter")
+@_RUN
+@click.option("--rounds", type=int, help="Rounds of Algorithm 1 (config: filter.rounds; default 20).")
+@click.option("--discriminators", metavar="A,B,...", help="Comma-separated: mlp,bow,cnn,bilstm,bert.")
+@click.option("--negatives", type=int, help="Negatives per item (config: filter.negatives; default 3).")
+@click.option("--max-swaps", type=int, help="Swaps per test context and round (default 2).")
+@click.option("--driver", type=click.Choice(["ensemble", "best"]), help="Model that drives swaps.")
+@click.option("--seed", type=int, help="Seed (default: the run's).")
+@_CONFIG
+@_SET
+def filter_command(run_dir: Path, rounds: int | None, discriminators: str | None,
+                   negatives: int | None, max_swaps: int | None, driver: str | None,
+                   seed: int | None, config_file: Path | None, overrides: tuple[str, ...]) -> None:
+    """Adversarial Filtering (SWAG's Algorithm 1) over the run's candidates.
+
+    Prints one line per round; writes af/round-XX.parquet and af/metrics.jsonl. A killed run
+    resumes from its last complete round; more --rounds extend a finished one.
+    """
+    from advfilter.filtering import adversarial_filter
+
+    names = [d.strip() for d in discriminators.split(",")] if discriminators else None
+    dotted = _overrides(overrides, filter__rounds=rounds, filter__discriminators=names,
+                        filter__negatives=negatives, filter__max_swaps=max_swaps,
+                        filter__driver=driver, seed=seed)
+    run = RunStore(run_dir)
+    cfg = _run_config(run, config_file, dotted)
+
+    def line(m: dict[str, Any]) -> None:
+        accs = " ".join(f"{k}={v:.3f}" for k, v in m["accuracy"].items())
+        click.echo(f"round {m['round']:2d}: {accs} | driver {m['driver']} | "
+                   f"changed {m['changed_frac']:.3f} | swaps {m['swaps']} | "
+                   f"{m['train_s'] + m['score_s'] + m['bookkeeping_s']:.1f} s")
+
+    summary = adversarial_filter(cfg, run, on_round=line)
+    if summary.reused:
+        click.echo(f"filter: already finished {summary.rounds} rounds; nothing to do")
+        return
+    click.echo(f"filter: {summary.rounds} rounds over {summary.contexts} contexts "
+               f"({summary.short_pool} with too few candidates left out; resumed after round "
+               f"{summary.resumed_from}; {summary.seconds:.1f} s)")
+
+
+@main.command()
+@_RUN
+@click.option("--format", "fmt", type=click.Choice(["hellaswag"]), default="hellaswag",
+              show_default=True, help="Output format.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file.")
+@click.option("--round", "round_n", type=int, help="Round to export (default: the last; 0 = random).")
+@click.option("--split", default="train", show_default=True, help="Value of the split field.")
+def export(run_dir: Path, fmt: str, out: Path, round_n: int | None, split: str) -> None:
+    """Export a round of a filtered run as multiple-choice items (gold at a seeded position)."""
+    from advfilter.export import items, write_hellaswag
+
+    n = write_hellaswag(items(RunStore(run_dir), round_n, split), out)
+    click.echo(f"export: {n} items to {out}")
+
+
+@main.command()
+@_RUN
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG to write (default: RUN_DIR/af/report.png).")
+def report(run_dir: Path, out: Path | None) -> None:
+    """Table and PNG of a filter run: accuracy per round per discriminator, ending lengths."""
+    from advfilter import report as rep
+
+    run = RunStore(run_dir)
+    click.echo(rep.table(run))
+    out = out or run.path("af/report.png")
+    rep.plot(run, out)
+    click.echo(f"report: {out}")
+
+
 for _name, _summary in [
-    ("filter", "Adversarial Filtering rounds over generated candidates."),
-    ("export", "Export a filtered round (HellaSwag JSONL, SWAG CSV, HF datasets, lm-eval)."),
-    ("report", "Plot and tabulate per-round discriminator accuracy."),
     ("annotate", "Human verification in Label Studio (push, pull, status)."),
     ("finetune-phi2", "LoRA fine-tuning of Phi-2 on an exported dataset."),
     ("evaluate", "Zero-shot multiple-choice accuracy (acc / acc_norm) of a causal LM."),

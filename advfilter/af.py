@@ -1,0 +1,180 @@
+"""Adversarial Filtering: Algorithm 1 of SWAG, with HellaSwag's options.
+
+State: for every context an *assignment*, ``negatives`` indices into its candidate pool. Each
+round: split contexts at random (train / test); train the discriminators on the train
+contexts (gold + assigned negatives); score the gold and the whole pool of each test context
+with the driver; replace up to ``max_swaps`` *easy* negatives (scored below the gold) by
+*adversarial* candidates (unassigned, scored above it). Every round writes
+``af/round-XX.parquet`` and a line of ``af/metrics.jsonl``, so a killed run resumes from the
+last complete round and gives the assignments an uninterrupted run gives.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from advfilter.config import Config, FilterConfig
+from advfilter.seeds import derive_seed
+from advfilter.store import RunStore
+from discriminators import Bank, discriminators, fit, score
+from discriminators.ensemble import Ensemble
+
+log = logging.getLogger(__name__)
+
+AF_DIR = "af"
+METRICS_FILE = "af/metrics.jsonl"
+
+
+def round_file(r: int) -> str:
+    return f"{AF_DIR}/round-{r:02d}.parquet"
+
+
+@dataclass
+class RoundResult:
+    """What one round did: the new assignment and its metrics line."""
+
+    assignment: np.ndarray
+    metrics: dict[str, Any]
+
+
+def initial_assignment(pool_sizes: np.ndarray, negatives: int, seed: int) -> np.ndarray:
+    """``negatives`` distinct pool indices per context, uniformly at random (round 0).
+
+    Contexts whose pool is smaller than ``negatives`` get -1 and take no part in filtering.
+    """
+    rng = np.random.default_rng(derive_seed(seed, "af", 0))
+    out = np.full((len(pool_sizes), negatives), -1, dtype=np.int32)
+    for i, size in enumerate(pool_sizes):
+        if size >= negatives:
+            out[i] = rng.choice(size, negatives, replace=False)
+    return out
+
+
+def option_rows(bank: Bank, contexts: np.ndarray, assignment: np.ndarray) -> np.ndarray:
+    """Bank rows of each context's options: the gold in column 0, then its assigned negatives."""
+    start = bank.offsets[contexts]
+    return np.concatenate([start[:, None], start[:, None] + 1 + assignment[contexts]], axis=1)
+
+
+def build_models(names: list[str], bank: Bank, cfg: FilterConfig) -> dict[str, Any]:
+    """Fresh discriminators by name, plus the joint ``ensemble`` when there are several."""
+    dcfg = cfg.discriminator
+    models = {name: discriminators.get(name)(bank, dcfg) for name in names}
+    if len(names) > 1:
+        models["ensemble"] = Ensemble(bank, dcfg, names)
+    return models
+
+
+def swap_count(cfg: FilterConfig, accuracy: float) -> int:
+    """Swaps allowed per context: fixed, or (HellaSwag) growing with the driver's accuracy."""
+    if cfg.swap_schedule == "fixed":
+        return cfg.max_swaps
+    chance = 1 / (cfg.negatives + 1)
+    strength = min(max((accuracy - chance) / (1 - chance), 0.0), 1.0)
+    return max(1, math.ceil(cfg.max_swaps * strength))
+
+
+def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test: np.ndarray,
+         max_swaps: int, weighted: bool, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Replace easy negatives of each test context by adversarial candidates.
+
+    ``pools[i]`` holds the driver's scores of test context ``test[i]``'s whole pool and
+    ``gold[i]`` its gold's score. Returns the new assignment and the number of swaps.
+    """
+    new = assignment.copy()
+    total = 0
+    for i, c in enumerate(test):
+        scores, assigned = pools[i], assignment[c]
+        easy = np.flatnonzero(scores[assigned] < gold[i])  # positions in the assignment
+        above = np.flatnonzero(scores > gold[i])
+        adversarial = above[~np.isin(above, assigned)]
+        n = min(max_swaps, len(easy), len(adversarial))
+        if n == 0:
+            continue
+        out = rng.choice(easy, n, replace=False)
+        p = None
+        if weighted:
+            z = scores[adversarial] - scores[adversarial].max()
+            p = np.exp(z) / np.exp(z).sum()
+        new[c, out] = rng.choice(adversarial, n, replace=False, p=p)
+        total += n
+    return new, total
+
+
+def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cfg: FilterConfig,
+              seed: int, progress: Callable[[str], None] = lambda _: None) -> RoundResult:
+    """One round of Algorithm 1 over the ``active`` contexts (bank indices with a full pool).
+
+    ``assignment`` has a row per bank context; rows of inactive contexts are never read.
+    ``progress`` is called before each model trains and before the pools are scored.
+    """
+    timings = {"train_s": 0.0, "score_s": 0.0}
+    rng = np.random.default_rng(derive_seed(seed, "af", r))
+    order = rng.permutation(active)
+    n_test = max(1, round(len(order) * cfg.test_fraction))
+    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    train_rows, test_rows = option_rows(bank, train, assignment), option_rows(bank, test, assignment)
+    accuracy, models = {}, build_models(cfg.discriminators, bank, cfg)
+    for name, model in models.items():
+        progress(f"round {r}: training {name}")
+        t = time.perf_counter()
+        fit(model, bank, train_rows, derive_seed(seed, "af", r, name))
+        t2 = time.perf_counter()
+        accuracy[name] = float((score(model, bank, test_rows).argmax(1) == 0).mean())
+        timings["train_s"] += t2 - t
+        timings["score_s"] += time.perf_counter() - t2
+    driver = "ensemble" if cfg.driver == "ensemble" and "ensemble" in models else \
+        max(cfg.discriminators, key=lambda n: accuracy[n])
+    progress(f"round {r}: scoring pools with {driver}")
+    t = time.perf_counter()
+    starts, ends = bank.offsets[test], bank.offsets[test + 1]
+    rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
+    flat = score(models[driver], bank, rows)
+    timings["score_s"] += time.perf_counter() - t
+    t = time.perf_counter()
+    cuts = np.cumsum(ends - starts)[:-1]
+    per_context = np.split(flat, cuts)
+    gold = np.array([s[0] for s in per_context])
+    pools = [s[1:] for s in per_context]
+    new, swaps = swap(assignment, gold, pools, test, swap_count(cfg, accuracy[driver]),
+                      cfg.swap_choice == "weighted", rng)
+    changed = float((new[active] != assignment[active]).any(1).mean())
+    timings["bookkeeping_s"] = time.perf_counter() - t
+    return RoundResult(new, {"round": r, "accuracy": accuracy, "driver": driver, "swaps": swaps,
+                             "changed_frac": changed, "test_contexts": int(n_test),
+                             **{k: round(v, 3) for k, v in timings.items()}})
+
+
+def set_threads(cfg: FilterConfig) -> None:
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+
+
+def read_round(run: RunStore, r: int) -> pd.DataFrame:
+    """The assignment table of round ``r`` (``context_id``, ``negatives``: pool indices)."""
+    return pd.read_parquet(run.path(round_file(r)))
+
+
+def write_round(run: RunStore, r: int, context_ids: np.ndarray, assignment: np.ndarray) -> None:
+    table = pd.DataFrame({"context_id": context_ids, "negatives": list(assignment)})
+    with run.atomic(round_file(r)) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def read_metrics(run: RunStore) -> list[dict[str, Any]]:
+    path = run.path(METRICS_FILE)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def write_metrics(run: RunStore, rows: list[dict[str, Any]]) -> None:
+    """Rewrite ``metrics.jsonl`` atomically with ``rows`` (one line per round)."""
+    with run.atomic(METRICS_FILE) as tmp:
+        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))

@@ -1,0 +1,71 @@
+"""Per-round report of a filter run: a table and a PNG (accuracy per round, ending lengths)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from advfilter.af import AF_DIR, read_metrics, read_round
+from advfilter.errors import RunError
+from advfilter.export import last_round
+from advfilter.store import RunStore, atomic_path
+from discriminators import Bank
+
+
+def table(run: RunStore) -> str:
+    """A fixed-width table: one line per round, test accuracy of every discriminator."""
+    metrics = read_metrics(run)
+    if not metrics:
+        raise RunError(f"{run.root}: no {AF_DIR}/metrics.jsonl; run advfilter filter first")
+    names = list(metrics[0]["accuracy"])
+    lines = ["round  " + "  ".join(f"{n:>8}" for n in names) + "    driver  changed  swaps  seconds"]
+    for m in metrics:
+        accs = "  ".join(f"{m['accuracy'][n]:8.3f}" for n in names)
+        secs = m["train_s"] + m["score_s"] + m["bookkeeping_s"]
+        lines.append(f"{m['round']:5d}  {accs}  {m['driver']:>8}  {m['changed_frac']:7.3f}  "
+                     f"{m['swaps']:5d}  {secs:7.1f}")
+    return "\n".join(lines)
+
+
+def ending_lengths(run: RunStore, round_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Word lengths of the gold endings and of the assigned negatives in round ``round_n``."""
+    bank = Bank.load(run.path(f"{AF_DIR}/bank.npz"))
+    negatives = np.stack(read_round(run, round_n)["negatives"].to_numpy())
+    active = np.flatnonzero(negatives[:, 0] >= 0)
+    words = (bank.words > 0).sum(1)
+    gold = words[bank.offsets[active]]
+    negs = words[(bank.offsets[active, None] + 1 + negatives[active]).ravel()]
+    return gold, negs
+
+
+def plot(run: RunStore, out: Path) -> None:
+    """PNG: accuracy per round per discriminator (with chance), and ending lengths gold vs
+    negatives in round 0 and the last round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = read_metrics(run)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    rounds = [m["round"] for m in metrics]
+    for name in metrics[0]["accuracy"]:
+        left.plot(rounds, [m["accuracy"][name] for m in metrics], marker="o", ms=3, label=name)
+    k = len(read_round(run, 0)["negatives"].iloc[0]) + 1
+    left.axhline(1 / k, color="gray", ls="--", label=f"chance (1/{k})")
+    left.set(xlabel="round", ylabel="held-out accuracy (before swapping)", ylim=(0, 1.02),
+             title="Discriminators per round")
+    left.legend(fontsize=8)
+    last = last_round(run)
+    bins = np.arange(0, 32) - 0.5
+    for r, style in ((0, ":"), (last, "-")):
+        gold, negs = ending_lengths(run, r)
+        right.hist(gold, bins, histtype="step", ls=style, color="C0", density=True, label=f"gold (round {r})")
+        right.hist(negs, bins, histtype="step", ls=style, color="C3", density=True,
+                   label=f"negatives (round {r})")
+    right.set(xlabel="ending length (words)", ylabel="share", title="Ending lengths")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

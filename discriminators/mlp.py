@@ -1,0 +1,38 @@
+"""``mlp``: an MLP over the generator's LM features of the ending (SWAG's "LM features" model)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from discriminators.bank import Bank
+from discriminators.base import Discriminator, discriminators
+
+
+@discriminators.register("mlp")
+class LMFeaturesMLP(Discriminator):
+    """Inputs: log P(e|c), log P(e), their per-token means, their difference, lengths."""
+
+    needs = frozenset({"lm"})
+
+    def __init__(self, bank: Bank, cfg: Any) -> None:
+        super().__init__(bank, cfg)
+        feats = self._features(torch.from_numpy(bank.lm))
+        # Standardise with the whole run's statistics, fixed at construction.
+        self.register_buffer("mean", feats.mean(0))
+        self.register_buffer("std", feats.std(0).clamp_min(1e-6))
+        self.dim = cfg.hidden_dim
+        self.net = nn.Sequential(nn.Linear(feats.size(1), cfg.hidden_dim), nn.ReLU(),
+                                 nn.Linear(cfg.hidden_dim, cfg.hidden_dim), nn.ReLU())
+        self.build_head()
+
+    @staticmethod
+    def _features(lm: torch.Tensor) -> torch.Tensor:
+        cond, uncond, tokens, ctx_tokens = lm.unbind(-1)
+        tokens = tokens.clamp_min(1)
+        return torch.stack([cond, uncond, cond / tokens, uncond / tokens, cond - uncond,
+                            tokens, ctx_tokens], dim=-1)
+
+    def represent(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.net((self._features(batch["lm"]) - self.mean) / self.std)
