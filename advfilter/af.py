@@ -65,13 +65,17 @@ def option_rows(bank: Bank, contexts: np.ndarray, assignment: np.ndarray) -> np.
     return np.concatenate([start[:, None], start[:, None] + 1 + assignment[contexts]], axis=1)
 
 
-def build_models(names: list[str], bank: Bank, cfg: FilterConfig) -> dict[str, Any]:
-    """Fresh discriminators by name, plus the joint ``ensemble`` when there are several."""
-    dcfg = cfg.discriminator
-    models = {name: discriminators.get(name)(bank, dcfg) for name in names}
-    if len(names) > 1:
-        models["ensemble"] = Ensemble(bank, dcfg, names)
-    return models
+def model_names(cfg: FilterConfig) -> list[str]:
+    """The discriminators trained each round: the chosen ones, plus their joint ensemble."""
+    return [*cfg.discriminators, "ensemble"] if len(cfg.discriminators) > 1 else list(cfg.discriminators)
+
+
+def build_model(name: str, bank: Bank, cfg: FilterConfig, seed: int):
+    """A fresh discriminator, its weights initialised from ``seed`` alone."""
+    torch.manual_seed(seed)
+    if name == "ensemble":
+        return Ensemble(bank, cfg.discriminator, cfg.discriminators)
+    return discriminators.get(name)(bank, cfg.discriminator)
 
 
 def swap_count(cfg: FilterConfig, accuracy: float) -> int:
@@ -123,10 +127,11 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     n_test = max(1, round(len(order) * cfg.test_fraction))
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     train_rows, test_rows = option_rows(bank, train, assignment), option_rows(bank, test, assignment)
-    accuracy, models = {}, build_models(cfg.discriminators, bank, cfg)
-    for name, model in models.items():
+    accuracy, models = {}, {}
+    for name in model_names(cfg):
         progress(f"round {r}: training {name}")
         t = time.perf_counter()
+        models[name] = model = build_model(name, bank, cfg, derive_seed(seed, "af", r, name, "init"))
         fit(model, bank, train_rows, derive_seed(seed, "af", r, name))
         t2 = time.perf_counter()
         accuracy[name] = float((score(model, bank, test_rows).argmax(1) == 0).mean())

@@ -11,8 +11,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from advfilter.af import (
-    AF_DIR, initial_assignment, read_metrics, read_round, round_file, run_round, set_threads,
-    write_metrics, write_round,
+    AF_DIR, initial_assignment, model_names, read_metrics, read_round, round_file, run_round,
+    set_threads, write_metrics, write_round,
 )
 from advfilter.config import Config
 from advfilter.contexts import CONTEXTS_FILE
@@ -100,7 +100,7 @@ def adversarial_filter(cfg: Config, run: RunStore,
         raise RunError(f"{run.root}: fewer than 2 contexts have {f.negatives} candidates to filter")
     r = last
     for r in range(last + 1, f.rounds + 1):
-        with tqdm(total=len(f.discriminators) + 2, desc=f"round {r}", leave=False, disable=None) as bar:
+        with tqdm(total=len(model_names(f)) + 1, desc=f"round {r}", leave=False, disable=None) as bar:
             result = run_round(r, bank, assignment, active, f, cfg.seed,
                                progress=lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
         assignment = result.assignment

@@ -1,0 +1,128 @@
+"""Cost of one Adversarial Filtering round on synthetic data, and its memory at scale.
+
+Run by hand: ``python benchmarks/bench_af.py``. Part 1 times one round (default shallow
+ensemble: mlp, bow, cnn, bilstm + ensemble) on 10k contexts x 64 candidates and on 4x the
+contexts, split into training, scoring and bookkeeping (splits, swaps, writing the round).
+Part 2, in a fresh process, streams 20k contexts x 256 candidates from Parquet shards of real
+strings into the feature bank and runs one round, reporting the peak RSS. The last line is
+one JSON object: ``round_s, train_s, score_s, bookkeeping_s, overhead_frac, scale4_ratio,
+peak_rss_gb``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from advfilter.af import initial_assignment, run_round, write_metrics, write_round
+from advfilter.config import FilterConfig
+from advfilter.store import RunStore
+from discriminators import Bank
+from discriminators.bank import MAX_WORDS, build_bank
+
+WORDS = "the a man woman boy girl ball rope cake dog runs jumps picks puts holds throws " \
+        "slowly quickly over under into onto with near table floor water camera".split()
+
+
+def synthetic_bank(contexts: int, pool: int, seed: int = 0) -> Bank:
+    """Random word, POS and LM arrays; gold rows lean on a few words so models have signal."""
+    rng = np.random.default_rng(seed)
+    rows = contexts * (pool + 1)
+    lengths = rng.integers(5, 20, rows)
+    words = rng.integers(1, 5000, (rows, MAX_WORDS)).astype(np.int32)
+    words[np.arange(MAX_WORDS)[None] >= lengths[:, None]] = 0
+    gold = np.arange(0, rows, pool + 1)
+    words[gold, 0] = rng.integers(1, 50, len(gold))
+    pos = np.where(words > 0, rng.integers(1, 40, words.shape), 0).astype(np.int16)
+    lm = np.stack([-rng.gamma(8, 3, rows), -rng.gamma(8, 3, rows), lengths, np.full(rows, 15)],
+                  axis=1).astype(np.float32)
+    ctx = rng.integers(1, 5000, (contexts, MAX_WORDS)).astype(np.int32)
+    return Bank(np.array([f"c{i:07d}" for i in range(contexts)]),
+                np.arange(0, rows + 1, pool + 1, dtype=np.int64), words, ctx, lm,
+                vocab_size=5000, pos=pos, pos_size=40)
+
+
+def one_round(bank: Bank, cfg: FilterConfig, root: Path) -> dict[str, float]:
+    """Wall time of a whole round (as the filter stage runs it) and its parts."""
+    run = RunStore(root)
+    root.mkdir(parents=True, exist_ok=True)
+    assignment = initial_assignment(bank.pool_sizes, cfg.negatives, seed=0)
+    active = np.flatnonzero(assignment[:, 0] >= 0)
+    start = time.perf_counter()
+    result = run_round(1, bank, assignment, active, cfg, seed=0)
+    write_round(run, 1, bank.context_ids, result.assignment)
+    write_metrics(run, [result.metrics])
+    round_s = time.perf_counter() - start
+    m = result.metrics
+    return {"round_s": round_s, "train_s": m["train_s"], "score_s": m["score_s"],
+            "bookkeeping_s": round_s - m["train_s"] - m["score_s"]}
+
+
+def memory_probe(contexts: int, pool: int) -> None:
+    """Child process: write shards of real strings, stream them into a bank, run a round."""
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = Path(tmp) / "candidates"
+        shards.mkdir()
+        ids = [f"c{i:07d}" for i in range(contexts)]
+        for s, start in enumerate(range(0, contexts, 1000)):
+            part = ids[start:start + 1000]
+            n = len(part) * (pool + 1)
+            lengths = rng.integers(5, 20, n)
+            endings = [" ".join(rng.choice(WORDS, k)) + "." for k in lengths]
+            pd.DataFrame({"context_id": np.repeat(part, pool + 1), "ending": endings,
+                          "is_gold": np.tile([True] + [False] * pool, len(part)),
+                          "lm_logprob": -rng.gamma(8, 3, n), "lm_uncond_logprob": -rng.gamma(8, 3, n),
+                          "ending_tokens": lengths, "context_tokens": 15}).to_parquet(
+                shards / f"part-{s:05d}.parquet", index=False)
+        del endings
+        table = pd.DataFrame({"id": ids, "ctx_a": "A man walks into a large gym.", "ctx_b": "The man"})
+        bank = build_bank(table, sorted(shards.glob("*.parquet")))
+        bank.pos = np.where(bank.words > 0, 1 + bank.words % 40, 0).astype(np.int16)  # no spaCy here
+        bank.pos_size = 41
+        one_round(bank, FilterConfig(discriminator={"epochs": 1}), Path(tmp) / "run")
+    print(json.dumps({"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contexts", type=int, default=10_000)
+    parser.add_argument("--pool", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=1, help="discriminator epochs per round")
+    parser.add_argument("--memory-probe", nargs=2, type=int, metavar=("CONTEXTS", "POOL"))
+    args = parser.parse_args()
+    if args.memory_probe:
+        memory_probe(*args.memory_probe)
+        return
+    cfg = FilterConfig(discriminator={"epochs": args.epochs})
+    figures: dict[str, float | str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for scale in (1, 4):
+            parts = one_round(synthetic_bank(args.contexts * scale, args.pool), cfg,
+                              Path(tmp) / f"x{scale}")
+            print(f"{args.contexts * scale} contexts x {args.pool}: "
+                  + ", ".join(f"{k}={v:.2f}" for k, v in parts.items()))
+            if scale == 1:
+                figures.update({k: round(v, 3) for k, v in parts.items()})
+            else:
+                figures["scale4_ratio"] = round(parts["round_s"] / figures["round_s"], 3)
+    figures["overhead_frac"] = round(figures["bookkeeping_s"] / figures["round_s"], 4)
+    child = subprocess.run([sys.executable, __file__, "--memory-probe", "20000", "256"],
+                           capture_output=True, text=True, check=True)
+    figures["peak_rss_gb"] = round(json.loads(child.stdout.strip().splitlines()[-1])["peak_rss_gb"], 3)
+    figures["machine"] = f"{platform.machine()} {os.cpu_count()} cores; epochs={args.epochs}"
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Algorithm 1: assignments, swaps, rounds on disk, resume, export and report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advfilter.af import initial_assignment, read_metrics, read_round, swap
+from advfilter.cli import main
+from advfilter.config import load_config
+from advfilter.contexts import build_contexts
+from advfilter.demo import make_corpus
+from advfilter.errors import RunError
+from advfilter.export import items
+from advfilter.filtering import adversarial_filter
+from advfilter.generate import generate_candidates
+from advfilter.store import RunStore
+
+# --- the algorithm on hand-made scores ---------------------------------------------------
+
+
+def test_initial_assignment_draws_distinct_pool_indices_and_is_seeded():
+    sizes = np.array([10, 3, 8, 2])
+    a = initial_assignment(sizes, 3, seed=1)
+    assert (a[[0, 1, 2]] < sizes[[0, 1, 2], None]).all()
+    assert all(len(set(row)) == 3 for row in a[:3])
+    assert (a[3] == -1).all()  # a pool of 2 cannot give 3 negatives
+    np.testing.assert_array_equal(a, initial_assignment(sizes, 3, seed=1))
+
+
+def test_swap_replaces_easy_negatives_by_unassigned_candidates_scored_above_the_gold():
+    assignment = np.array([[0, 1, 2]])
+    pool = np.array([0.1, 0.9, 0.2, 0.8, 0.7, 0.0])  # gold scores 0.5
+    new, swaps = swap(assignment, np.array([0.5]), [pool], np.array([0]), max_swaps=5,
+                      weighted=False, rng=np.random.default_rng(0))
+    assert swaps == 2 and new[0, 1] == 1  # the hard negative (0.9) stays
+    assert set(new[0]) == {1, 3, 4}  # easy 0 and 2 out, adversarial 3 and 4 in
+
+
+def test_swap_never_exceeds_max_swaps_and_leaves_other_contexts_alone():
+    assignment = np.array([[0, 1, 2], [0, 1, 2]])
+    pool = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+    new, swaps = swap(assignment, np.array([0.5]), [pool], np.array([1]), max_swaps=1,
+                      weighted=True, rng=np.random.default_rng(0))
+    assert swaps == 1 and (new[0] == assignment[0]).all()
+    assert (new[1] != assignment[1]).sum() == 1
+
+
+def test_nothing_is_swapped_when_the_gold_beats_the_whole_pool():
+    new, swaps = swap(np.array([[0, 1]]), np.array([2.0]), [np.array([0.0, 1.0, 1.5])],
+                      np.array([0]), 2, False, np.random.default_rng(0))
+    assert swaps == 0 and (new == [[0, 1]]).all()
+
+
+# --- the stage on a real run -------------------------------------------------------------
+
+FAST = {"generate.generator": "random", "generate.num_candidates": 8, "contexts.folds": 2,
+        "generate.workers": 2, "filter.discriminators": ["mlp", "bow", "cnn"],
+        "filter.discriminator.epochs": 1, "filter.rounds": 3}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """A generated run (random generator) over a 40-video corpus, shared read-only."""
+    root = tmp_path_factory.mktemp("af")
+    corpus = root / "train.json"
+    corpus.write_text(json.dumps(make_corpus(videos=40, seed=2)))
+    cfg = load_config(None, FAST)
+    with RunStore.open(root / "run") as run:
+        build_contexts(cfg, run, "activitynet", [corpus])
+        generate_candidates(cfg, run)
+    return root / "run"
+
+
+def copy_run(src: Path, dst: Path) -> RunStore:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return RunStore(dst)
+
+
+def run_filter(run: RunStore, **overrides):
+    return adversarial_filter(load_config(None, {**FAST, **overrides}), run)
+
+
+def assignments(run: RunStore, r: int) -> list[list[int]]:
+    return read_round(run, r)["negatives"].map(list).tolist()
+
+
+def test_every_round_writes_its_assignment_and_a_metrics_line(generated, tmp_path):
+    run = copy_run(generated, tmp_path / "run")
+    summary = run_filter(run)
+    metrics = read_metrics(run)
+    assert summary.rounds == 3 and [m["round"] for m in metrics] == [1, 2, 3]
+    assert set(metrics[0]["accuracy"]) == {"mlp", "bow", "cnn", "ensemble"}
+    assert {"changed_frac", "swaps", "train_s", "score_s", "bookkeeping_s"} <= set(metrics[0])
+    assert all(run.path(f"af/round-{r:02d}.parquet").exists() for r in range(4))
+    assert assignments(run, 3) != assignments(run, 0)
+
+
+def test_a_killed_run_resumes_to_the_assignments_of_an_uninterrupted_one(generated, tmp_path):
+    straight = copy_run(generated, tmp_path / "a")
+    run_filter(straight)
+    killed = copy_run(generated, tmp_path / "b")
+    run_filter(killed, **{"filter.rounds": 2})
+    killed.path("af/round-02.parquet").unlink()  # died after round 1 was complete
+    summary = run_filter(RunStore(killed.root))
+    assert summary.resumed_from == 1
+    assert assignments(RunStore(killed.root), 3) == assignments(straight, 3)
+
+
+def test_a_finished_run_is_reused_and_other_settings_refused(generated, tmp_path):
+    run = copy_run(generated, tmp_path / "run")
+    run_filter(run, **{"filter.rounds": 1})
+    assert run_filter(RunStore(run.root), **{"filter.rounds": 1}).reused
+    with pytest.raises(RunError, match="changed: filter"):
+        run_filter(RunStore(run.root), **{"filter.negatives": 2})
+
+
+def test_export_places_the_gold_at_a_seeded_position_among_the_assigned_endings(generated, tmp_path):
+    run = copy_run(generated, tmp_path / "run")
+    run_filter(run, **{"filter.rounds": 1})
+    contexts = pd.read_parquet(run.path("contexts.parquet")).set_index("id")
+    records = list(items(run, 1))
+    first = records[0]
+    assert set(first) >= {"ind", "activity_label", "ctx_a", "ctx_b", "ctx", "endings", "label",
+                          "source_id", "split", "split_type"}
+    assert all(r["endings"][r["label"]] == contexts.loc[r["context_id"], "ending"] for r in records)
+    assert len({r["label"] for r in records}) > 1 and all(len(r["endings"]) == 4 for r in records)
+    assert [r["label"] for r in items(run, 1)] == [r["label"] for r in records]
+
+
+def test_filter_export_and_report_commands(generated, tmp_path, runner):
+    run = copy_run(generated, tmp_path / "run")
+    result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "2",
+                                  "--discriminators", "mlp,bow", "--set", "filter.discriminator.epochs=1"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("round ") >= 2 and "ensemble=" in result.stdout
+    out = tmp_path / "items.jsonl"
+    result = runner.invoke(main, ["export", "--run", str(run.root), "--format", "hellaswag",
+                                  "--out", str(out), "--round", "0"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text().splitlines()[0])["round"] == 0
+    result = runner.invoke(main, ["report", "--run", str(run.root)])
+    assert result.exit_code == 0, result.output
+    assert run.path("af/report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_filter_before_generation_is_a_clear_error(tmp_path, runner, write):
+    (tmp_path / "r").mkdir()
+    result = runner.invoke(main, ["filter", "--run", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "no manifest.json" in result.stderr
