@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: $(VENV)/.installed
 	$(BIN)/advfilter generate --source activitynet --input advfilter/data/demo_activitynet.json --out $(RUN)
+	$(BIN)/advfilter filter --run $(RUN) --rounds 20
+	$(BIN)/advfilter export --run $(RUN) --format hellaswag --out $(RUN)/hellaswag.jsonl
+	$(BIN)/advfilter report --run $(RUN)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow"
@@ -27,3 +30,4 @@ test-all: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_contexts.py
 	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_af.py

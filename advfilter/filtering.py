@@ -76,9 +76,7 @@ def adversarial_filter(cfg: Config, run: RunStore,
                        on_round: Callable[[dict[str, Any]], None] = lambda _: None) -> FilterSummary:
     """Run (or resume, or extend) Adversarial Filtering up to ``cfg.filter.rounds`` rounds."""
     start = time.perf_counter()
-    candidates = run.stage("candidates")
-    if candidates is None or candidates.get("status") != "done":
-        raise RunError(f"{run.root}: no finished candidates stage; run advfilter generate first")
+    candidates = run.require_done("candidates", "run advfilter generate first")
     f = cfg.filter
     depends_on = {"candidates": candidates["fingerprint"], "seed": cfg.seed,
                   "filter": f.model_dump(exclude={"rounds", "threads", "min_changed"})}

@@ -156,9 +156,7 @@ def generate_candidates(cfg: Config, run: RunStore, ray_address: str | None = No
     one; raises RunError if the run's contexts or generation settings changed.
     """
     start = time.perf_counter()
-    contexts_stage = run.stage("contexts")
-    if contexts_stage is None or contexts_stage.get("status") != "done":
-        raise RunError(f"{run.root}: no finished contexts stage; run generate --stage contexts first")
+    contexts_stage = run.require_done("contexts", "run generate --stage contexts first")
     g = cfg.generate
     depends_on = {"contexts": contexts_stage["fingerprint"], "seed": cfg.seed,
                   "generate": g.model_dump(exclude={"workers", "max_retries"})}

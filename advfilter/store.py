@@ -136,6 +136,13 @@ class RunStore:
         """The manifest entry of a finished stage, or None."""
         return self.manifest.get("stages", {}).get(name)
 
+    def require_done(self, name: str, hint: str) -> dict[str, Any]:
+        """The entry of finished stage ``name``; RunError with ``hint`` if it has not finished."""
+        entry = self.stage(name)
+        if entry is None or entry.get("status") != "done":
+            raise RunError(f"{self.root}: no finished {name} stage; {hint}")
+        return entry
+
     def check_stage(self, name: str, stage_fingerprint: str, detail: dict[str, Any]) -> bool:
         """True if stage ``name`` already finished with this fingerprint (reuse it).
 
