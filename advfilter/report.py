@@ -53,6 +53,7 @@ def plot(run: RunStore, out: Path) -> None:
         left.plot(rounds, [m["accuracy"][name] for m in metrics], marker="o", ms=3, label=name)
     k = len(read_round(run, 0)["negatives"].iloc[0]) + 1
     left.axhline(1 / k, color="gray", ls="--", label=f"chance (1/{k})")
+    left.xaxis.get_major_locator().set_params(integer=True)
     left.set(xlabel="round", ylabel="held-out accuracy (before swapping)", ylim=(0, 1.02),
              title="Discriminators per round")
     left.legend(fontsize=8)
