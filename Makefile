@@ -4,7 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
 
-.PHONY: demo test test-all bench
+LS_VENV ?= .ls-venv
+
+.PHONY: demo test test-all bench labelstudio
 
 # The venv is rebuilt when pyproject.toml changes. torch is pinned to 2.13.0 here (a CPU wheel
 # on our CI machines); users with a GPU install their own CUDA build of torch instead.
@@ -15,16 +17,23 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Label Studio (for the annotation tests and for users) lives in its own venv.
+$(LS_VENV)/.installed:
+	LS_VENV=$(LS_VENV) scripts/labelstudio.sh install
+	touch $@
+
+labelstudio: $(LS_VENV)/.installed
+
 demo: $(VENV)/.installed
 	$(BIN)/advfilter generate --source activitynet --input advfilter/data/demo_activitynet.json --out $(RUN)
 	$(BIN)/advfilter filter --run $(RUN) --rounds 20
 	$(BIN)/advfilter export --run $(RUN) --format hellaswag --out $(RUN)/hellaswag.jsonl
 	$(BIN)/advfilter report --run $(RUN)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(LS_VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
-test-all: $(VENV)/.installed
+test-all: $(VENV)/.installed $(LS_VENV)/.installed
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed

@@ -212,12 +212,81 @@ def filter_command(run_dir: Path, rounds: int | None, discriminators: str | None
               help="Output file.")
 @click.option("--round", "round_n", type=int, help="Round to export (default: the last; 0 = random).")
 @click.option("--split", default="train", show_default=True, help="Value of the split field.")
-def export(run_dir: Path, fmt: str, out: Path, round_n: int | None, split: str) -> None:
+@click.option("--verified-only", is_flag=True,
+              help="Only items people kept (annotate pull's decisions.jsonl).")
+def export(run_dir: Path, fmt: str, out: Path, round_n: int | None, split: str,
+           verified_only: bool) -> None:
     """Export a round of a filtered run as multiple-choice items (gold at a seeded position)."""
     from advfilter.export import items, write_hellaswag
 
-    n = write_hellaswag(items(RunStore(run_dir), round_n, split), out)
+    run = RunStore(run_dir)
+    records = items(run, round_n, split)
+    if verified_only:
+        from annotation.workflow import kept
+
+        keep = kept(run)
+        records = (r for r in records if r["context_id"] in keep)
+    n = write_hellaswag(records, out)
     click.echo(f"export: {n} items to {out}")
+
+
+@main.group()
+def annotate() -> None:
+    """Human verification in Label Studio: push items, pull answers, see the status.
+
+    The server comes from --url or LABEL_STUDIO_URL, the API key from LABEL_STUDIO_API_KEY
+    only (never a flag; never printed).
+    """
+
+
+_URL = click.option("--url", metavar="URL", help="Label Studio server (default: $LABEL_STUDIO_URL).")
+
+
+@annotate.command()
+@_RUN
+@_URL
+@click.option("--round", "round_n", type=int, help="Round to annotate (default: the last).")
+@click.option("--project", help="Project title (default: 'advfilter RUN_NAME RUN_ID').")
+@click.option("--limit", type=int, help="Push only the first K items.")
+@click.option("--overlap", type=int, default=1, show_default=True, help="Annotations wanted per task.")
+def push(run_dir: Path, url: str | None, round_n: int | None, project: str | None,
+         limit: int | None, overlap: int) -> None:
+    """Create or reuse the project and import the round's items; pushing again adds no duplicates."""
+    from annotation.client import Server
+    from annotation.workflow import push as do_push
+
+    s = do_push(RunStore(run_dir), Server(url), round_n, project, limit, overlap)
+    click.echo(f"push: project '{s.project}' (id {s.project_id}): {s.imported} tasks imported, "
+               f"{s.already_there} already there, {s.items} items")
+
+
+def _print_pull(s) -> None:
+    decisions = ", ".join(f"{k}={v}" for k, v in s.decisions.items()) or "none yet"
+    click.echo(f"tasks: {s.tasks}, annotated: {s.annotated_tasks}, annotations: {s.annotations} "
+               f"({s.new_annotations} new)")
+    click.echo(f"Fleiss' kappa: {s.kappa:.3f}; decisions: {decisions}")
+
+
+@annotate.command()
+@_RUN
+@_URL
+def pull(run_dir: Path, url: str | None) -> None:
+    """Fetch answers into annotations.jsonl, decide keep / drop / re-annotate per item."""
+    from annotation.client import Server
+    from annotation.workflow import pull as do_pull
+
+    _print_pull(do_pull(RunStore(run_dir), Server(url)))
+
+
+@annotate.command()
+@_RUN
+@_URL
+def status(run_dir: Path, url: str | None) -> None:
+    """Tasks pushed, annotated, and agreement so far (writes nothing)."""
+    from annotation.client import Server
+    from annotation.workflow import pull as do_pull
+
+    _print_pull(do_pull(RunStore(run_dir), Server(url), write=False))
 
 
 @main.command()
@@ -236,7 +305,6 @@ def report(run_dir: Path, out: Path | None) -> None:
 
 
 for _name, _summary in [
-    ("annotate", "Human verification in Label Studio (push, pull, status)."),
     ("finetune-phi2", "LoRA fine-tuning of Phi-2 on an exported dataset."),
     ("evaluate", "Zero-shot multiple-choice accuracy (acc / acc_norm) of a causal LM."),
     ("compare", "Side-by-side table of two fine-tuning runs."),

@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import sys
+import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
@@ -131,6 +132,14 @@ class RunStore:
             if created and not store.manifest.get("stages"):
                 shutil.rmtree(root, ignore_errors=True)
             raise
+
+    @property
+    def run_id(self) -> str:
+        """A random id given to the run on first use and kept in its manifest."""
+        if "run_id" not in self.manifest:
+            self.manifest["run_id"] = uuid.uuid4().hex[:12]
+            write_json(self.manifest_path, self.manifest)
+        return self.manifest["run_id"]
 
     def stage(self, name: str) -> dict[str, Any] | None:
         """The manifest entry of a finished stage, or None."""

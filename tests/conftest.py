@@ -49,3 +49,52 @@ def tiny_phi(tmp_path_factory) -> Path:
     from advfilter.tiny import build_tiny_phi
 
     return build_tiny_phi(tmp_path_factory.mktemp("tiny-phi"))
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory):
+    """A real Label Studio server on a free loopback port, for the whole session."""
+    from labelstudio import new_server
+
+    server = new_server(tmp_path_factory.mktemp("label-studio"))
+    server.start()
+    yield server
+    server.stop()
+
+
+FAST_RUN = {"generate.generator": "random", "generate.num_candidates": 8, "contexts.folds": 2,
+            "generate.workers": 2, "filter.discriminators": ["mlp", "bow", "cnn"],
+            "filter.discriminator.epochs": 1, "filter.rounds": 3}
+
+
+@pytest.fixture(scope="session")
+def generated_run(tmp_path_factory) -> Path:
+    """A generated run (random generator) over a 40-video corpus; copy it before changing it."""
+    from advfilter.config import load_config
+    from advfilter.contexts import build_contexts
+    from advfilter.demo import make_corpus
+    from advfilter.generate import generate_candidates
+    from advfilter.store import RunStore
+
+    root = tmp_path_factory.mktemp("generated")
+    corpus = root / "train.json"
+    corpus.write_text(json.dumps(make_corpus(videos=40, seed=2)))
+    cfg = load_config(None, FAST_RUN)
+    with RunStore.open(root / "run") as run:
+        build_contexts(cfg, run, "activitynet", [corpus])
+        generate_candidates(cfg, run)
+    return root / "run"
+
+
+@pytest.fixture
+def copy_run(tmp_path):
+    """copy_run(src) -> RunStore over a private copy of run directory ``src``."""
+    import shutil
+
+    from advfilter.store import RunStore
+
+    def _copy(src: Path, name: str = "run") -> RunStore:
+        shutil.copytree(src, tmp_path / name)
+        return RunStore(tmp_path / name)
+
+    return _copy

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,13 +10,11 @@ import pytest
 from advfilter.af import initial_assignment, read_metrics, read_round, swap
 from advfilter.cli import main
 from advfilter.config import load_config
-from advfilter.contexts import build_contexts
-from advfilter.demo import make_corpus
 from advfilter.errors import RunError
 from advfilter.export import items
 from advfilter.filtering import adversarial_filter
-from advfilter.generate import generate_candidates
 from advfilter.store import RunStore
+from conftest import FAST_RUN
 
 # --- the algorithm on hand-made scores ---------------------------------------------------
 
@@ -57,41 +54,16 @@ def test_nothing_is_swapped_when_the_gold_beats_the_whole_pool():
 
 # --- the stage on a real run -------------------------------------------------------------
 
-FAST = {"generate.generator": "random", "generate.num_candidates": 8, "contexts.folds": 2,
-        "generate.workers": 2, "filter.discriminators": ["mlp", "bow", "cnn"],
-        "filter.discriminator.epochs": 1, "filter.rounds": 3}
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:
-    """A generated run (random generator) over a 40-video corpus, shared read-only."""
-    root = tmp_path_factory.mktemp("af")
-    corpus = root / "train.json"
-    corpus.write_text(json.dumps(make_corpus(videos=40, seed=2)))
-    cfg = load_config(None, FAST)
-    with RunStore.open(root / "run") as run:
-        build_contexts(cfg, run, "activitynet", [corpus])
-        generate_candidates(cfg, run)
-    return root / "run"
-
-
-def copy_run(src: Path, dst: Path) -> RunStore:
-    import shutil
-
-    shutil.copytree(src, dst)
-    return RunStore(dst)
-
-
 def run_filter(run: RunStore, **overrides):
-    return adversarial_filter(load_config(None, {**FAST, **overrides}), run)
+    return adversarial_filter(load_config(None, {**FAST_RUN, **overrides}), run)
 
 
 def assignments(run: RunStore, r: int) -> list[list[int]]:
     return read_round(run, r)["negatives"].map(list).tolist()
 
 
-def test_every_round_writes_its_assignment_and_a_metrics_line(generated, tmp_path):
-    run = copy_run(generated, tmp_path / "run")
+def test_every_round_writes_its_assignment_and_a_metrics_line(generated_run, copy_run):
+    run = copy_run(generated_run)
     summary = run_filter(run)
     metrics = read_metrics(run)
     assert summary.rounds == 3 and [m["round"] for m in metrics] == [1, 2, 3]
@@ -101,10 +73,10 @@ def test_every_round_writes_its_assignment_and_a_metrics_line(generated, tmp_pat
     assert assignments(run, 3) != assignments(run, 0)
 
 
-def test_a_killed_run_resumes_to_the_assignments_of_an_uninterrupted_one(generated, tmp_path):
-    straight = copy_run(generated, tmp_path / "a")
+def test_a_killed_run_resumes_to_the_assignments_of_an_uninterrupted_one(generated_run, copy_run):
+    straight = copy_run(generated_run, "a")
     run_filter(straight)
-    killed = copy_run(generated, tmp_path / "b")
+    killed = copy_run(generated_run, "b")
     run_filter(killed, **{"filter.rounds": 2})
     killed.path("af/round-02.parquet").unlink()  # died after round 1 was complete
     summary = run_filter(RunStore(killed.root))
@@ -112,16 +84,16 @@ def test_a_killed_run_resumes_to_the_assignments_of_an_uninterrupted_one(generat
     assert assignments(RunStore(killed.root), 3) == assignments(straight, 3)
 
 
-def test_a_finished_run_is_reused_and_other_settings_refused(generated, tmp_path):
-    run = copy_run(generated, tmp_path / "run")
+def test_a_finished_run_is_reused_and_other_settings_refused(generated_run, copy_run):
+    run = copy_run(generated_run)
     run_filter(run, **{"filter.rounds": 1})
     assert run_filter(RunStore(run.root), **{"filter.rounds": 1}).reused
     with pytest.raises(RunError, match="changed: filter"):
         run_filter(RunStore(run.root), **{"filter.negatives": 2})
 
 
-def test_export_places_the_gold_at_a_seeded_position_among_the_assigned_endings(generated, tmp_path):
-    run = copy_run(generated, tmp_path / "run")
+def test_export_places_the_gold_at_a_seeded_position_among_the_assigned_endings(generated_run, copy_run):
+    run = copy_run(generated_run)
     run_filter(run, **{"filter.rounds": 1})
     contexts = pd.read_parquet(run.path("contexts.parquet")).set_index("id")
     records = list(items(run, 1))
@@ -133,8 +105,8 @@ def test_export_places_the_gold_at_a_seeded_position_among_the_assigned_endings(
     assert [r["label"] for r in items(run, 1)] == [r["label"] for r in records]
 
 
-def test_filter_export_and_report_commands(generated, tmp_path, runner):
-    run = copy_run(generated, tmp_path / "run")
+def test_filter_export_and_report_commands(generated_run, copy_run, runner, tmp_path):
+    run = copy_run(generated_run)
     result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "2",
                                   "--discriminators", "mlp,bow", "--set", "filter.discriminator.epochs=1"])
     assert result.exit_code == 0, result.output

@@ -67,7 +67,7 @@ def test_bad_override_is_one_line_and_exit_2(runner, write, tmp_path):
     assert result.exit_code == 2 and "contexts.fold" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["annotate", "finetune-phi2",
+@pytest.mark.parametrize("command", ["finetune-phi2",
                                      "evaluate", "compare"])
 def test_unfinished_commands_say_so_and_exit_2(runner, command):
     result = runner.invoke(main, [command, "--run", "x"])

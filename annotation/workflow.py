@@ -1,0 +1,139 @@
+"""push / pull / status: a run's items into Label Studio and people's answers back.
+
+``RUN_DIR/annotation.json`` remembers the server, project and round; ``annotations.jsonl``
+holds every answer (one line per annotation, merged by annotation id on each pull) and
+``decisions.jsonl`` the verdict per item. All three are written atomically.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from advfilter.errors import RunError
+from advfilter.export import items, last_round
+from advfilter.store import RunStore, atomic_path, write_json
+from annotation.agreement import ItemVerdict, fleiss_kappa, verdict
+from annotation.client import Server
+from annotation.labeling import label_config, make_task, read_answer, task_key
+
+STATE_FILE, ANNOTATIONS_FILE, DECISIONS_FILE = "annotation.json", "annotations.jsonl", "decisions.jsonl"
+
+
+@dataclass
+class PushSummary:
+    project: str
+    project_id: int
+    items: int
+    already_there: int
+    imported: int
+
+
+@dataclass
+class PullSummary:
+    tasks: int
+    annotated_tasks: int
+    annotations: int
+    new_annotations: int
+    kappa: float
+    decisions: dict[str, int] = field(default_factory=dict)
+
+
+def _state(run: RunStore) -> dict[str, Any]:
+    path = run.path(STATE_FILE)
+    if not path.exists():
+        raise RunError(f"{run.root}: nothing pushed yet; run advfilter annotate push first")
+    return json.loads(path.read_text())
+
+
+def push(run: RunStore, server: Server, round_n: int | None = None, project: str | None = None,
+         limit: int | None = None, overlap: int = 1, batch_size: int = 100) -> PushSummary:
+    """Create or reuse the project and import the round's items not yet in it, in batches.
+
+    Tasks are keyed by (run id, context id, round): pushing again imports nothing twice, and
+    a push that failed half-way is completed by the next one.
+    """
+    round_n = last_round(run) if round_n is None else round_n
+    records = list(items(run, round_n))[:limit]
+    if not records:
+        raise RunError(f"{run.root}: round {round_n} has no items to annotate")
+    title = project or f"advfilter {run.root.name} {run.run_id}"
+    proj = server.project(title, label_config(len(records[0]["endings"])), overlap)
+    write_json(run.path(STATE_FILE), {"url": server.url, "project": title, "project_id": proj.id,
+                                      "round": round_n, "overlap": overlap})
+    existing = {t.data.get("key") for t in server.tasks(proj.id)}
+    seed = run.manifest.get("seed", 0)
+    todo = [make_task(r, run.run_id, seed) for r in records
+            if task_key(run.run_id, r["context_id"], round_n) not in existing]
+    for start in range(0, len(todo), batch_size):
+        server.import_tasks(proj.id, todo[start:start + batch_size])
+    return PushSummary(title, proj.id, len(records), len(records) - len(todo), len(todo))
+
+
+def _answers(run: RunStore, server: Server, state: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+    """(tasks of this run in the project, one record per non-cancelled annotation)."""
+    tasks = [t for t in server.tasks(state["project_id"], with_annotations=True)
+             if t.data.get("run_id") == run.run_id and t.data.get("round") == state["round"]]
+    records = []
+    for task in tasks:
+        for ann in task.annotations or []:
+            if ann.get("was_cancelled"):
+                continue
+            records.append({"annotation_id": ann["id"], "task_id": task.id,
+                            "context_id": task.data["context_id"], "round": task.data["round"],
+                            "completed_by": ann.get("completed_by"), "updated_at": ann.get("updated_at"),
+                            **read_answer(ann.get("result") or [], task.data["order"])})
+    return len(tasks), records
+
+
+def judge(run: RunStore, records: list[dict[str, Any]], round_n: int,
+          needed: int) -> tuple[list[ItemVerdict], float]:
+    """Verdicts for every annotated item of ``round_n`` and Fleiss' kappa over them."""
+    gold = {r["context_id"]: (r["label"], len(r["endings"])) for r in items(run, round_n)}
+    by_item: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_item.setdefault(rec["context_id"], []).append(rec)
+    verdicts, counts = [], []
+    for cid, answers in sorted(by_item.items()):
+        label, k = gold[cid]
+        verdicts.append(verdict(cid, round_n, label, answers, needed))
+        counts.append(np.bincount([a["choice"] for a in answers if a["choice"] is not None], minlength=k))
+    return verdicts, fleiss_kappa(np.array(counts)) if counts else float("nan")
+
+
+def _write_jsonl(run: RunStore, name: str, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(run.path(name)) as tmp:
+        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+
+def pull(run: RunStore, server: Server, write: bool = True) -> PullSummary:
+    """Fetch all answers (paginated), merge them into ``annotations.jsonl`` by annotation id,
+    and write a verdict per item to ``decisions.jsonl``. ``write=False`` only reports."""
+    state = _state(run)
+    n_tasks, fetched = _answers(run, server, state)
+    path = run.path(ANNOTATIONS_FILE)
+    stored = {r["annotation_id"]: r for r in map(json.loads, path.read_text().splitlines())} \
+        if path.exists() else {}
+    new = sum(1 for r in fetched if r["annotation_id"] not in stored)
+    stored.update({r["annotation_id"]: r for r in fetched})
+    records = [stored[k] for k in sorted(stored)]
+    verdicts, kappa = judge(run, records, state["round"], state["overlap"])
+    if write:
+        _write_jsonl(run, ANNOTATIONS_FILE, records)
+        _write_jsonl(run, DECISIONS_FILE, [v.as_dict() for v in verdicts])
+    decisions: dict[str, int] = {}
+    for v in verdicts:
+        decisions[v.decision] = decisions.get(v.decision, 0) + 1
+    return PullSummary(n_tasks, len({r["task_id"] for r in records}), len(records), new, kappa,
+                       dict(sorted(decisions.items())))
+
+
+def kept(run: RunStore) -> set[str]:
+    """Context ids whose verdict is keep (for ``export --verified-only``)."""
+    path = run.path(DECISIONS_FILE)
+    if not path.exists():
+        raise RunError(f"{run.root}: no {DECISIONS_FILE}; run advfilter annotate pull first")
+    return {d["context_id"] for d in map(json.loads, path.read_text().splitlines())
+            if d["decision"] == "keep"}

@@ -1,0 +1,195 @@
+"""Human verification against a real Label Studio server on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import logging
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from advfilter.cli import main
+from advfilter.config import load_config
+from advfilter.export import items
+from advfilter.filtering import adversarial_filter
+from annotation.agreement import fleiss_kappa, verdict
+from annotation.client import AnnotationError, Server
+from annotation.labeling import NONSENSE, PLAUSIBLE, label_config, letters, make_task, read_answer
+from annotation.workflow import pull, push
+from conftest import FAST_RUN
+
+# --- what annotators see, and what their answers mean -------------------------------------
+
+ITEM = {"ctx": "A man walks in. He", "endings": ["sits.", "flies.", "sings.", "eats."], "label": 0,
+        "context_id": "c1", "round": 2}
+
+
+def test_label_config_is_valid_xml_with_one_text_and_flags_per_ending():
+    root = ET.fromstring(label_config(4))
+    names = {el.get("name") for el in root.iter()}
+    assert {"context", "best", "ending_a", "ending_d", "flags_a", "flags_d"} <= names
+    best = next(el for el in root.iter("Choices") if el.get("name") == "best")
+    assert [c.get("value") for c in best] == letters(4)
+
+
+def test_task_shows_every_ending_once_in_a_seeded_order_and_never_names_the_gold():
+    task = make_task(ITEM, "run1", seed=0)
+    shown = [task[f"ending_{x.lower()}"] for x in letters(4)]
+    assert sorted(shown) == sorted(ITEM["endings"])
+    assert [ITEM["endings"][i] for i in task["order"]] == shown
+    assert "label" not in task and task["key"] == "run1:c1:2"
+    assert make_task(ITEM, "run1", seed=0) == task
+
+
+def test_answers_map_back_to_exported_endings_through_the_order():
+    order = [2, 0, 3, 1]  # letter A shows exported ending 2, B shows 0, ...
+    result = [{"from_name": "best", "value": {"choices": ["B"]}},
+              {"from_name": "flags_a", "value": {"choices": [PLAUSIBLE]}},
+              {"from_name": "flags_d", "value": {"choices": [NONSENSE]}}]
+    assert read_answer(result, order) == {"choice": 0, "plausible": [2], "nonsense": [1]}
+
+
+def answer(choice, plausible=(), nonsense=()):
+    return {"choice": choice, "plausible": list(plausible), "nonsense": list(nonsense)}
+
+
+@pytest.mark.parametrize("answers, decision", [
+    ([answer(0), answer(0), answer(1)], "keep"),
+    ([answer(0), answer(1), answer(2)], "reannotate"),            # no majority for the gold
+    ([answer(0, [3]), answer(0, [3]), answer(0)], "reannotate"),  # a distractor most find plausible
+    ([answer(0)], "reannotate"),                                  # fewer answers than asked for
+    ([answer(1, nonsense=[0]), answer(0, nonsense=[0]), answer(1)], "drop"),
+])
+def test_verdicts(answers, decision):
+    assert verdict("c", 1, 0, answers, needed=3).decision == decision
+
+
+def test_fleiss_kappa_matches_the_textbook_example():
+    # Fleiss (1971)-style worked example: 10 items, 14 raters, 5 categories -> kappa 0.210
+    table = np.array([[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],
+                      [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
+                      [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]])
+    assert fleiss_kappa(table) == pytest.approx(0.210, abs=1e-3)
+    assert fleiss_kappa(np.array([[3, 0], [0, 3]])) == pytest.approx(1.0)
+
+
+# --- against the server ------------------------------------------------------------------
+
+
+@pytest.fixture
+def filtered(generated_run, copy_run):
+    run = copy_run(generated_run)
+    adversarial_filter(load_config(None, {**FAST_RUN, "filter.rounds": 1}), run)
+    return run
+
+
+@pytest.fixture
+def server(label_studio, monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.key)
+    return Server(label_studio.url, attempts=2, backoff=0.1)
+
+
+def test_push_creates_tasks_with_the_items_data_and_twice_creates_no_duplicates(filtered, server):
+    first = push(filtered, server, limit=12, project="push twice", batch_size=5)
+    again = push(filtered, server, limit=12, project="push twice", batch_size=5)
+    tasks = server.tasks(first.project_id)
+    assert (first.imported, again.imported, again.already_there, len(tasks)) == (12, 0, 12, 12)
+    by_context = {r["context_id"]: r for r in items(filtered, 1)}
+    for task in tasks:
+        item = by_context[task.data["context_id"]]
+        assert task.data["context"] == item["ctx"] and task.data["round"] == 1
+        assert task.data["ending_a"] == item["endings"][task.data["order"][0]]
+
+
+def annotate_as_people(server, project_id, votes_by_task):
+    """Submit annotations through the SDK as annotators would: one per vote."""
+    for task, votes in votes_by_task:
+        for letter, flags in votes:
+            result = [{"from_name": "best", "to_name": "context", "type": "choices",
+                       "value": {"choices": [letter]}}]
+            result += [{"from_name": f"flags_{x.lower()}", "to_name": f"ending_{x.lower()}",
+                        "type": "choices", "value": {"choices": [PLAUSIBLE]}} for x in flags]
+            server.client.annotations.create(id=task.id, result=result)
+
+
+def letter_of(task, exported_index):
+    return letters(4)[task.data["order"].index(exported_index)]
+
+
+def test_pull_computes_agreement_and_decisions_and_export_keeps_only_verified(
+        filtered, server, runner, tmp_path):
+    summary = push(filtered, server, limit=4, project="pull", overlap=3)
+    tasks = sorted(server.tasks(summary.project_id), key=lambda t: t.data["context_id"])
+    gold = {r["context_id"]: r["label"] for r in items(filtered, 1)}
+    g = [letter_of(t, gold[t.data["context_id"]]) for t in tasks]
+    other = [letter_of(t, (gold[t.data["context_id"]] + 1) % 4) for t in tasks]
+    annotate_as_people(server, summary.project_id, [
+        (tasks[0], [(g[0], ""), (g[0], ""), (g[0], "")]),              # unanimous: keep
+        (tasks[1], [(g[1], ""), (g[1], ""), (other[1], "")]),          # 2 of 3: keep
+        (tasks[2], [(other[2], ""), (other[2], ""), (g[2], "")]),      # majority wrong: re-annotate
+        (tasks[3], [(g[3], other[3]), (g[3], other[3]), (g[3], "")]),  # distractor plausible too
+    ])
+    result = pull(filtered, server)
+    assert (result.tasks, result.annotated_tasks, result.annotations) == (4, 4, 12)
+    assert result.decisions == {"keep": 2, "reannotate": 2}
+    decisions = [json.loads(x) for x in filtered.path("decisions.jsonl").read_text().splitlines()]
+    shares = {d["context_id"]: d["gold_share"] for d in decisions}
+    assert shares[tasks[1].data["context_id"]] == pytest.approx(2 / 3)
+    assert len(filtered.path("annotations.jsonl").read_text().splitlines()) == 12
+    assert pull(filtered, server).new_annotations == 0  # a second pull adds nothing
+    out = tmp_path / "verified.jsonl"
+    cli = runner.invoke(main, ["export", "--run", str(filtered.root), "--out", str(out), "--verified-only"])
+    assert cli.exit_code == 0, cli.output
+    exported = {json.loads(x)["context_id"] for x in out.read_text().splitlines()}
+    assert exported == {tasks[0].data["context_id"], tasks[1].data["context_id"]}
+
+
+def test_a_server_stopped_mid_push_fails_clearly_and_a_rerun_completes_without_duplicates(
+        filtered, tmp_path, monkeypatch):
+    from labelstudio import new_server
+
+    own = new_server(tmp_path / "ls")
+    own.start()
+    try:
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", own.key)
+        server = Server(own.url, attempts=2, backoff=0.1)
+        real_import = Server.import_tasks
+        calls = []
+
+        def import_then_stop(self, project_id, tasks):
+            real_import(self, project_id, tasks)
+            calls.append(len(tasks))
+            if len(calls) == 1:
+                own.stop()  # the server goes away after the first batch
+
+        monkeypatch.setattr(Server, "import_tasks", import_then_stop)
+        with pytest.raises(AnnotationError, match=f"Label Studio at {own.url} failed .* after 2 tries"):
+            push(filtered, server, limit=15, project="stopped", batch_size=5)
+        monkeypatch.setattr(Server, "import_tasks", real_import)
+        own.start()
+        summary = push(filtered, server, limit=15, project="stopped", batch_size=5)
+        assert (summary.already_there, summary.imported) == (5, 10)
+        keys = [t.data["key"] for t in server.tasks(summary.project_id)]
+        assert len(keys) == len(set(keys)) == 15
+    finally:
+        own.stop()
+
+
+def test_a_wrong_key_gets_a_one_line_hint_and_no_key_is_ever_printed_or_logged(
+        filtered, label_studio, runner, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.key)
+    outputs = []
+    for args in (["annotate", "push", "--limit", "3", "--project", "secret check"],
+                 ["annotate", "status"], ["annotate", "pull"]):
+        result = runner.invoke(main, [args[0], args[1], "--run", str(filtered.root),
+                                      "--url", label_studio.url, *args[2:]])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "0" * 40)
+    refused = runner.invoke(main, ["annotate", "status", "--run", str(filtered.root),
+                                   "--url", label_studio.url])
+    assert refused.exit_code == 2 and "refused the API key (401)" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    everything = "".join(outputs) + refused.output + caplog.text
+    assert label_studio.key not in everything and "0" * 40 not in everything
