@@ -304,9 +304,43 @@ def report(run_dir: Path, out: Path | None) -> None:
     click.echo(f"report: {out}")
 
 
+@main.command()
+@click.option("--model", "model_name", required=True, metavar="NAME_OR_PATH",
+              help="Causal LM (e.g. microsoft/phi-2, or a local folder).")
+@click.option("--adapter", type=click.Path(file_okay=False, exists=True), help="LoRA adapter folder.")
+@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="HellaSwag-format JSONL (advfilter export, or HellaSwag itself).")
+@click.option("--split", help="Only records whose split field equals this.")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Items per forward pass.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results JSON here.")
+def evaluate(model_name: str, adapter: str | None, data: Path, split: str | None, batch_size: int,
+             output: Path | None) -> None:
+    """Zero-shot acc / acc_norm, scored as lm-evaluation-harness scores HellaSwag."""
+    from tqdm import tqdm
+
+    from advfilter import evaluate as ev
+    from advfilter.store import write_json
+
+    docs = ev.read_docs(data, split)
+    model, tok = ev.load_model(model_name, adapter)
+    scorer = ev.Scorer(model, tok)
+    lls = []
+    for batch in tqdm(list(ev.batches(docs, batch_size)), desc="scoring", unit="batch", disable=None):
+        lls += scorer.loglikelihoods(batch)
+    results = {"model": model_name, "adapter": adapter, "data": str(data), "split": split,
+               **ev.summarize(docs, lls)}
+    click.echo(f"n={results['n']}  acc={results['acc']:.4f} ± {results['acc_stderr']:.4f}  "
+               f"acc_norm={results['acc_norm']:.4f} ± {results['acc_norm_stderr']:.4f}")
+    for group, rows in results["by"].items():
+        for key, r in rows.items():
+            click.echo(f"  {group} {key or '-'}: n={r['n']} acc={r['acc']:.3f} acc_norm={r['acc_norm']:.3f}")
+    if output:
+        write_json(output, results)
+        click.echo(f"results: {output}")
+
+
 for _name, _summary in [
     ("finetune-phi2", "LoRA fine-tuning of Phi-2 on an exported dataset."),
-    ("evaluate", "Zero-shot multiple-choice accuracy (acc / acc_norm) of a causal LM."),
     ("compare", "Side-by-side table of two fine-tuning runs."),
 ]:
     main.add_command(_not_implemented(_name, _summary))

@@ -58,3 +58,61 @@ def write_hellaswag(records: Iterator[dict[str, Any]], out: Path) -> int:
             fh.write(json.dumps(record) + "\n")
             n += 1
     return n
+
+
+LM_EVAL_UTILS = '''"""Preprocessing for this task, as lm-evaluation-harness's hellaswag task does it."""
+import re
+
+
+def preprocess(text):
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub("\\\\[.*?\\\\]", "", text)
+    return text.replace("  ", " ")
+
+
+def process_docs(dataset):
+    def _process(doc):
+        ctx = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()
+        return {"query": preprocess(doc["activity_label"] + ": " + ctx),
+                "choices": [preprocess(e) for e in doc["endings"]],
+                "gold": int(doc["label"])}
+
+    return dataset.map(_process)
+'''
+
+LM_EVAL_YAML = """# lm-evaluation-harness task written by advfilter. Run offline with:
+#   lm_eval --model hf --model_args pretrained=microsoft/phi-2 --include_path {folder} --tasks {name}
+task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    validation: {data}
+output_type: multiple_choice
+validation_split: validation
+process_docs: !function utils.process_docs
+doc_to_text: "{{{{query}}}}"
+doc_to_target: "{{{{gold}}}}"
+doc_to_choice: "choices"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+
+def write_lm_eval(records: Iterator[dict[str, Any]], folder: Path, name: str) -> int:
+    """A task folder for ``lm_eval --include_path FOLDER --tasks NAME``: YAML, utils.py, data.
+
+    The data path in the YAML is absolute, so the task runs from any working directory.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    n = write_hellaswag(records, folder / f"{name}.jsonl")
+    (folder / "utils.py").write_text(LM_EVAL_UTILS)
+    (folder / f"{name}.yaml").write_text(LM_EVAL_YAML.format(
+        name=name, folder=folder, data=(folder / f"{name}.jsonl").resolve()))
+    return n

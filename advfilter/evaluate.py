@@ -1,0 +1,183 @@
+"""Zero-shot multiple-choice scoring of a causal LM, the way lm-evaluation-harness scores
+HellaSwag.
+
+Query: ``preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize())``; choices:
+``preprocess(ending)``; each choice scores the sum of log-probs of ``" " + choice`` given the
+query. ``acc`` takes the argmax of the sums, ``acc_norm`` of the sums divided by the choice's
+length in characters. Tokenisation follows the harness: the context is encoded alone, the
+continuation is what encoding context + continuation adds after it.
+
+Speed: the context of every item runs once; its KV cache is repeated for the item's choices,
+and items are batched (contexts left-padded, continuations right-padded).
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from advfilter.errors import InputError
+
+
+def preprocess(text: str) -> str:
+    """lm-evaluation-harness's HellaSwag clean-up: WikiHow ``[title]`` markers and brackets."""
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub("\\[.*?\\]", "", text)
+    return text.replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One scored item: the query, its choices, the gold index and grouping fields."""
+
+    query: str
+    choices: tuple[str, ...]
+    gold: int
+    activity: str
+    source: str
+
+
+def to_doc(record: dict[str, Any]) -> Doc:
+    ctx = record["ctx_a"] + " " + record["ctx_b"].capitalize()
+    source = str(record.get("source_id", "")).split("~")[0]
+    return Doc(preprocess(record["activity_label"] + ": " + ctx),
+               tuple(preprocess(e) for e in record["endings"]), int(record["label"]),
+               record["activity_label"], source)
+
+
+def read_docs(path: Path, split: str | None = None) -> list[Doc]:
+    """HellaSwag-format JSONL records (optionally only ``split``) as Docs; bad lines → InputError."""
+    docs = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(path, None, f"cannot read file: {exc.strerror}") from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if split is None or record.get("split") == split:
+                docs.append(to_doc(record))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(path, f"line {lineno}", f"not a HellaSwag record: {exc!r}") from None
+    if not docs:
+        raise InputError(path, None, f"no items{f' in split {split!r}' if split else ''}")
+    return docs
+
+
+class Scorer:
+    """Log-likelihoods of continuations under a causal LM (``model`` in eval mode)."""
+
+    def __init__(self, model, tokenizer) -> None:
+        self.model, self.tok = model, tokenizer
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """The harness's split: trailing spaces move to the continuation; the continuation
+        tokens are what encoding the whole adds after the context's own tokens."""
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        whole = self.tok.encode(context + continuation, add_special_tokens=False)
+        ctx = self.tok.encode(context, add_special_tokens=False)
+        return ctx, whole[len(ctx):]
+
+    @torch.no_grad()
+    def loglikelihoods(self, docs: Sequence[Doc]) -> list[np.ndarray]:
+        """Per doc, the summed log-prob of each ``" " + choice`` given its query."""
+        pairs = [[self.encode_pair(d.query, " " + c) for c in d.choices] for d in docs]
+        contexts = [p[0][0] for p in pairs]
+        device = self.model.device
+        width = max(map(len, contexts))
+        ids = torch.full((len(docs), width), self.pad)
+        mask = torch.zeros((len(docs), width), dtype=torch.long)
+        for i, ctx in enumerate(contexts):  # left padding: every context ends at the last column
+            ids[i, width - len(ctx):] = torch.tensor(ctx)
+            mask[i, width - len(ctx):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                         position_ids=positions.to(device), use_cache=True)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # predicts each first token
+        k = [len(p) for p in pairs]
+        owner = torch.repeat_interleave(torch.arange(len(docs)), torch.tensor(k))
+        conts = [c for p in pairs for _, c in p]
+        scores = torch.stack([first[o, c[0]] for o, c in zip(owner.tolist(), conts)]).cpu()
+        rest = max(len(c) for c in conts) - 1
+        if rest > 0:  # the other tokens: one pass over all choices, on the repeated cache
+            cache = out.past_key_values
+            cache.batch_select_indices(owner.to(device))  # row r gets its item's context cache
+            tail = torch.full((len(conts), rest), self.pad)
+            tail_mask = torch.zeros((len(conts), rest), dtype=torch.long)
+            for r, c in enumerate(conts):
+                tail[r, :len(c) - 1] = torch.tensor(c[:-1])
+                tail_mask[r, :len(c) - 1] = 1
+            lengths = mask.sum(1)[owner]
+            pos = lengths[:, None] + torch.arange(rest)[None]
+            logits = self.model(input_ids=tail.to(device),
+                                attention_mask=torch.cat([mask[owner], tail_mask], 1).to(device),
+                                position_ids=pos.to(device), past_key_values=cache).logits
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for r, c in enumerate(conts):
+                if len(c) > 1:
+                    scores[r] += logp[r, torch.arange(len(c) - 1), torch.tensor(c[1:])].sum()
+        bounds = np.cumsum([0, *k])
+        flat = scores.numpy().astype(np.float64)
+        return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def batches(docs: Sequence[Doc], size: int) -> Iterator[Sequence[Doc]]:
+    for start in range(0, len(docs), size):
+        yield docs[start:start + size]
+
+
+def bootstrap_stderr(correct: np.ndarray, iterations: int = 1000, seed: int = 0) -> float:
+    """Standard deviation of the mean of ``correct`` over bootstrap resamples."""
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, len(correct), (iterations, len(correct)))].mean(1)
+    return float(means.std(ddof=1))
+
+
+def summarize(docs: Sequence[Doc], lls: Sequence[np.ndarray]) -> dict[str, Any]:
+    """acc, acc_norm with bootstrap standard errors, breakdowns and chosen-position counts."""
+    pick = np.array([int(np.argmax(ll)) for ll in lls])
+    pick_norm = np.array([int(np.argmax(ll / np.array([len(c) for c in d.choices], dtype=float)))
+                          for d, ll in zip(docs, lls)])
+    gold = np.array([d.gold for d in docs])
+    acc, acc_norm = (pick == gold).astype(float), (pick_norm == gold).astype(float)
+    groups: dict[str, dict[str, list[int]]] = {"activity": defaultdict(list), "source": defaultdict(list)}
+    for i, d in enumerate(docs):
+        groups["activity"][d.activity].append(i)
+        groups["source"][d.source].append(i)
+    k = max(len(d.choices) for d in docs)
+    confusion = np.zeros((k, k), dtype=int)
+    np.add.at(confusion, (gold, pick_norm), 1)
+    return {
+        "n": len(docs), "acc": float(acc.mean()), "acc_norm": float(acc_norm.mean()),
+        "acc_stderr": bootstrap_stderr(acc), "acc_norm_stderr": bootstrap_stderr(acc_norm),
+        "by": {name: {key: {"n": len(ix), "acc": float(acc[ix].mean()), "acc_norm": float(acc_norm[ix].mean())}
+                      for key, ix in sorted(g.items())} for name, g in groups.items()},
+        "confusion_gold_by_chosen_norm": confusion.tolist(),
+    }
+
+
+def load_model(name_or_path: str, adapter: str | None = None, dtype: str = "auto"):
+    """A causal LM and tokenizer by name or path (``microsoft/phi-2`` works with a hub),
+    optionally with a LoRA adapter; bfloat16 on GPU unless ``dtype`` says otherwise."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(adapter or name_or_path)
+    cuda = torch.cuda.is_available()
+    torch_dtype = (torch.bfloat16 if cuda else torch.float32) if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype)
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    return model.to("cuda" if cuda else "cpu").eval(), tok
