@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 RUN ?= runs/demo
 
 LS_VENV ?= .ls-venv
+LMEVAL_VENV ?= .lmeval-venv
 
 .PHONY: demo test test-all bench labelstudio
 
@@ -24,19 +25,27 @@ $(LS_VENV)/.installed:
 
 labelstudio: $(LS_VENV)/.installed
 
+# lm-evaluation-harness in its own venv: the parity test runs its CLI against `advfilter evaluate`.
+$(LMEVAL_VENV)/.installed:
+	$(PYTHON) -m venv $(LMEVAL_VENV)
+	$(LMEVAL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LMEVAL_VENV)/bin/python -m pip install --quiet torch==2.13.0 'lm-eval[hf]'
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/advfilter generate --source activitynet --input advfilter/data/demo_activitynet.json --out $(RUN)
 	$(BIN)/advfilter filter --run $(RUN) --rounds 20
 	$(BIN)/advfilter export --run $(RUN) --format hellaswag --out $(RUN)/hellaswag.jsonl
 	$(BIN)/advfilter report --run $(RUN)
 
-test: $(VENV)/.installed $(LS_VENV)/.installed
+test: $(VENV)/.installed $(LS_VENV)/.installed $(LMEVAL_VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
-test-all: $(VENV)/.installed $(LS_VENV)/.installed
+test-all: $(VENV)/.installed $(LS_VENV)/.installed $(LMEVAL_VENV)/.installed
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_contexts.py
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_af.py
+	$(BIN)/python benchmarks/bench_eval.py

@@ -1,6 +1,8 @@
-"""Export a filtered round as multiple-choice items (HellaSwag JSONL)."""
+"""Export a filtered round as multiple-choice items: HellaSwag JSONL, SWAG CSV, a Hugging Face
+``DatasetDict`` split by video, or an lm-evaluation-harness task folder."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,7 +49,8 @@ def items(run: RunStore, round_n: int | None = None, split: str = "train") -> It
         yield {"ind": ind, "activity_label": row["activity_label"], "ctx_a": row["ctx_a"],
                "ctx_b": row["ctx_b"], "ctx": f"{row['ctx_a']} {row['ctx_b']}", "endings": endings,
                "label": label, "source_id": f"{row['source']}~{row['video_id']}", "split": split,
-               "split_type": "indomain", "context_id": cid, "round": round_n}
+               "split_type": "indomain", "context_id": cid, "round": round_n,
+               "video_id": row["video_id"], "fold": int(row["fold"])}
 
 
 def write_hellaswag(records: Iterator[dict[str, Any]], out: Path) -> int:
@@ -116,3 +119,72 @@ def write_lm_eval(records: Iterator[dict[str, Any]], folder: Path, name: str) ->
     (folder / f"{name}.yaml").write_text(LM_EVAL_YAML.format(
         name=name, folder=folder, data=(folder / f"{name}.jsonl").resolve()))
     return n
+
+
+def write_swag(records: Iterator[dict[str, Any]], out: Path) -> int:
+    """SWAG's CSV columns: video-id, fold-ind, startphrase, sent1, sent2, gold-source,
+    ending0..ending{k-1}, label."""
+    rows = list(records)
+    k = len(rows[0]["endings"]) if rows else 4
+    header = ["video-id", "fold-ind", "startphrase", "sent1", "sent2", "gold-source",
+              *[f"ending{i}" for i in range(k)], "label"]
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for r in rows:
+            writer.writerow([r["video_id"], r["fold"], r["ctx"], r["ctx_a"], r["ctx_b"], "gold",
+                             *r["endings"], r["label"]])
+    return len(rows)
+
+
+def split_of(video_id: str, seed: int) -> str:
+    """train / validation / test (80 / 10 / 10) by video, so no video spans two splits."""
+    bucket = derive_seed(seed, "split", video_id) % 10
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+DATASET_CARD = """---
+task_categories: [multiple-choice]
+language: [en]
+---
+# {name}
+
+Multiple-choice commonsense-inference items made by advfilter (SWAG / HellaSwag style): a context
+(`ctx_a` + `ctx_b`), {k} endings, `label` the index of the real one. The negatives were
+written by the generator `{generator}` and chosen by {rounds} rounds of Adversarial Filtering.
+
+| split | items |
+|---|---|
+{table}
+
+Splits are by video (no video's items appear in two splits). Fields follow HellaSwag's JSONL:
+`ind, activity_label, ctx_a, ctx_b, ctx, endings, label, source_id, split, split_type`, plus
+`context_id, round, video_id, fold`.
+"""
+
+
+def write_hf(records: Iterator[dict[str, Any]], out: Path, seed: int, name: str,
+             generator: str) -> dict[str, int]:
+    """A ``datasets.DatasetDict`` saved with ``save_to_disk`` plus a dataset card README."""
+    import shutil
+
+    from datasets import Dataset, DatasetDict
+
+    by_split: dict[str, list[dict[str, Any]]] = {"train": [], "validation": [], "test": []}
+    rounds = 0
+    for r in records:
+        split = split_of(r["video_id"], seed)
+        by_split[split].append({**r, "split": split})
+        rounds = r["round"]
+    dataset = DatasetDict({k: Dataset.from_list(v) for k, v in by_split.items() if v})
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    dataset.save_to_disk(str(tmp))
+    counts = {k: len(v) for k, v in by_split.items()}
+    k = len(next(r for v in by_split.values() for r in v)["endings"])
+    (tmp / "README.md").write_text(DATASET_CARD.format(
+        name=name, k=k, generator=generator, rounds=rounds,
+        table="\n".join(f"| {s} | {n} |" for s, n in counts.items())))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+    return counts
