@@ -67,13 +67,6 @@ def test_bad_override_is_one_line_and_exit_2(runner, write, tmp_path):
     assert result.exit_code == 2 and "contexts.fold" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["finetune-phi2",
-                                     "compare"])
-def test_unfinished_commands_say_so_and_exit_2(runner, command):
-    result = runner.invoke(main, [command, "--run", "x"])
-    assert result.exit_code == 2 and "not implemented yet" in result.stderr
-
-
 @pytest.mark.parametrize("command", [[], ["generate"], ["filter"], ["export"], ["report"],
                                      ["annotate"], ["finetune-phi2"], ["evaluate"], ["compare"]])
 def test_every_command_has_help(runner, command):

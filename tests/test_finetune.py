@@ -1,0 +1,97 @@
+"""`advfilter finetune-phi2` and `compare` on a tiny PhiConfig model with a local tokenizer."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from advfilter.cli import main
+from advfilter.evaluate import to_doc
+from advfilter.finetune import FinetuneConfig, finetune
+
+ITEMS = [{"activity_label": "Cooking", "ctx_a": f"A cook number {i} stands at a stove.", "ctx_b": "the cook",
+          "endings": ["stirs the soup in the pot.", "flies over the moon.", "sings to a rock.",
+                      "paints the sky green."], "label": 0, "split": "train"} for i in range(8)]
+
+
+def config(tiny_phi, **changes) -> FinetuneConfig:
+    base = dict(model=str(tiny_phi), lora_r=4, lora_alpha=8, lora_dropout=0.0, max_steps=6, lr=1e-2,
+                batch_size=4, grad_accum=1, save_every=2, eval_batch_size=8)
+    return FinetuneConfig(**{**base, **changes})
+
+
+@pytest.mark.parametrize("objective", ["lm", "mc"])
+def test_lora_lowers_the_training_loss_in_a_few_steps(tiny_phi, tmp_path, objective):
+    docs = [to_doc(r) for r in ITEMS]
+    summary = finetune(config(tiny_phi, objective=objective), docs, docs[:4], tmp_path / "out")
+    assert summary["last_loss"] < summary["first_loss"]
+    assert summary["eval_acc"] is not None
+
+
+def test_only_adapter_weights_change_and_the_adapter_is_saved_alone(tiny_phi, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    docs = [to_doc(r) for r in ITEMS]
+    finetune(config(tiny_phi), docs, [], tmp_path / "out")
+    saved = load_file(tmp_path / "out" / "adapter" / "adapter_model.safetensors")
+    assert saved and all("lora_" in name for name in saved)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_phi))
+    from peft import PeftModel
+
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_phi)),
+                                      tmp_path / "out" / "adapter")
+    tuned_base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+                  for k, v in tuned.state_dict().items() if "lora_" not in k}
+    for name, weight in base.state_dict().items():
+        assert torch.equal(weight, tuned_base[name]), name
+    assert any(float(v.abs().sum()) > 0 for k, v in saved.items() if "lora_B" in k)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_continues_from_the_saved_step_to_the_same_adapter(tiny_phi, tmp_path):
+    docs = [to_doc(r) for r in ITEMS * 2]
+    finetune(config(tiny_phi, max_steps=4), docs, [], tmp_path / "straight")
+
+    def die_at_step_3(row):
+        if row.get("step") == 3:
+            raise Killed  # after the step-2 checkpoint, before the step-4 one
+
+    with pytest.raises(Killed):
+        finetune(config(tiny_phi, max_steps=4), docs, [], tmp_path / "resumed", on_log=die_at_step_3)
+    summary = finetune(config(tiny_phi, max_steps=4), docs, [], tmp_path / "resumed", resume=True)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert summary["steps"] == 4 and steps == [1, 2, 3, 4]
+    a = load_file(tmp_path / "straight" / "adapter" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "resumed" / "adapter" / "adapter_model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
+
+
+def test_cli_trains_evaluates_with_the_adapter_and_compares_two_runs(tiny_phi, tmp_path, runner):
+    data = tmp_path / "items.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in ITEMS) + "\n" +
+                    "\n".join(json.dumps({**r, "split": "validation"}) for r in ITEMS[:3]))
+    common = ["finetune-phi2", "--data", str(data), "--model", str(tiny_phi), "--lora-r", "4",
+              "--max-steps", "2", "--batch-size", "4", "--grad-accum", "1"]
+    for name, scheduler in (("a", "cosine"), ("b", "reduce_lr_on_plateau")):
+        result = runner.invoke(main, [*common, "--out", str(tmp_path / name), "--scheduler", scheduler])
+        assert result.exit_code == 0, result.output
+    evaluated = runner.invoke(main, ["evaluate", "--model", str(tiny_phi), "--adapter",
+                                     str(tmp_path / "a" / "adapter"), "--data", str(data)])
+    assert evaluated.exit_code == 0 and "acc_norm=" in evaluated.stdout
+    table = runner.invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert table.exit_code == 0
+    assert any(line.startswith("config.scheduler") and line.endswith("*") for line in table.stdout.splitlines())
+
+
+def test_4bit_without_a_gpu_is_a_one_line_error(tiny_phi, tmp_path, runner):
+    data = tmp_path / "items.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in ITEMS))
+    result = runner.invoke(main, ["finetune-phi2", "--data", str(data), "--model", str(tiny_phi),
+                                  "--out", str(tmp_path / "o"), "--4bit"])
+    assert result.exit_code == 2 and "--4bit needs" in result.stderr
