@@ -1,6 +1,6 @@
 """Items per second of ``advfilter evaluate``'s scorer vs a naive loop, on a tiny Phi model.
 
-Run by hand: ``python benchmarks/bench_eval.py [--items 400]``. Both score the same exported
+Run by hand: ``python benchmarks/bench_eval.py [--items 2000]``. Both score the same exported
 items with the same tiny random ``PhiConfig`` model (built offline by ``advfilter.tiny``); the
 naive loop runs one forward pass per (context, ending) pair. The last line is one JSON object
 with ``fast_ips`` and ``naive_ips``.
@@ -26,7 +26,7 @@ ENDINGS = ["picks up the rope and starts to jump.", "walks over to the table.",
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=400)
+    parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
