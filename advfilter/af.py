@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from advfilter.config import Config, FilterConfig
+from advfilter.config import FilterConfig
 from advfilter.seeds import derive_seed
 from advfilter.store import RunStore
 from discriminators import Bank, discriminators, fit, score

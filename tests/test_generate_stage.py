@@ -59,7 +59,6 @@ def test_every_context_gets_the_gold_and_its_candidates_with_features(reference)
 
 def test_no_context_gets_endings_from_a_generator_trained_on_its_video(reference):
     contexts = pd.read_parquet(reference / "contexts.parquet").set_index("id")
-    candidates = pd.read_parquet(reference / "candidates")
     for fold in sorted(contexts["fold"].unique()):
         fit = json.loads((reference / "generators" / "lstm" / f"fold-{fold}" / "fit.json").read_text())
         own_videos = set(contexts[contexts.fold == fold]["video_id"])

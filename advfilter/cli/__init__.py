@@ -1,0 +1,83 @@
+"""The ``advfilter`` command line: parses arguments, calls a stage function, prints a summary.
+
+One module per group of commands (as spaCy's ``cli/``); this one holds the group, the shared
+options and the error handling: every AdvfilterError becomes one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import click
+
+from advfilter.config import Config, load_config, parse_override
+from advfilter.errors import AdvfilterError, RunError
+from advfilter.store import RunStore
+
+# Options that take one or more values (``--input a.json b.json``), which click cannot express.
+_MULTI_VALUE = ("--input",)
+
+
+def expand_multi_value(args: Sequence[str]) -> list[str]:
+    """Rewrite ``--input a b`` as ``--input a --input b`` so click's ``multiple=True`` reads it."""
+    out: list[str] = []
+    current = None
+    for arg in args:
+        if arg.startswith("-"):
+            current = arg if arg in _MULTI_VALUE else None
+            if current is None:
+                out.append(arg)
+        elif current:
+            out += [current, arg]
+        else:
+            out.append(arg)
+    return out
+
+
+class _Cli(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_value(args))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AdvfilterError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="advfilter")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Build adversarially filtered multiple-choice datasets (SWAG / HellaSwag style)."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def run_config(run: RunStore, config_file: Path | None, dotted: dict[str, Any]) -> Config:
+    """The config a run was made with, updated by a YAML file and dotted overrides."""
+    if not run.manifest:
+        raise RunError(f"{run.root}: no manifest.json; is this a run directory?")
+    return load_config(config_file, dotted, base=run.manifest.get("config"))
+
+
+def overrides_of(overrides: tuple[str, ...], **shortcuts: Any) -> dict[str, Any]:
+    dotted = dict(parse_override(o) for o in overrides)
+    dotted.update({k.replace("__", "."): v for k, v in shortcuts.items() if v is not None})
+    return dotted
+
+
+RUN = click.option("--run", "run_dir", required=True,
+                    type=click.Path(file_okay=False, exists=True, path_type=Path),
+                    help="Run directory made by advfilter generate.")
+CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                       help="YAML config merged over the run's own.")
+SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                    help="Dotted config override, e.g. --set filter.driver=best (repeatable).")
+
+
+# Registration: each module adds its commands to ``main``.
+from advfilter.cli import annotate, data, model, pipeline  # noqa: E402,F401

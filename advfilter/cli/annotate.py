@@ -1,0 +1,68 @@
+"""``annotate push / pull / status``: human verification in Label Studio."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from advfilter.cli import RUN, main
+from advfilter.store import RunStore
+
+
+@main.group()
+def annotate() -> None:
+    """Human verification in Label Studio: push items, pull answers, see the status.
+
+    The server comes from --url or LABEL_STUDIO_URL, the API key from LABEL_STUDIO_API_KEY
+    only (never a flag; never printed).
+    """
+
+
+_URL = click.option("--url", metavar="URL", help="Label Studio server (default: $LABEL_STUDIO_URL).")
+
+
+@annotate.command()
+@RUN
+@_URL
+@click.option("--round", "round_n", type=int, help="Round to annotate (default: the last).")
+@click.option("--project", help="Project title (default: 'advfilter RUN_NAME RUN_ID').")
+@click.option("--limit", type=int, help="Push only the first K items.")
+@click.option("--overlap", type=int, default=1, show_default=True, help="Annotations wanted per task.")
+def push(run_dir: Path, url: str | None, round_n: int | None, project: str | None,
+         limit: int | None, overlap: int) -> None:
+    """Create or reuse the project and import the round's items; pushing again adds no duplicates."""
+    from annotation.client import Server
+    from annotation.workflow import push as do_push
+
+    s = do_push(RunStore(run_dir), Server(url), round_n, project, limit, overlap)
+    click.echo(f"push: project '{s.project}' (id {s.project_id}): {s.imported} tasks imported, "
+               f"{s.already_there} already there, {s.items} items")
+
+
+def _print_pull(s) -> None:
+    decisions = ", ".join(f"{k}={v}" for k, v in s.decisions.items()) or "none yet"
+    click.echo(f"tasks: {s.tasks}, annotated: {s.annotated_tasks}, annotations: {s.annotations} "
+               f"({s.new_annotations} new)")
+    click.echo(f"Fleiss' kappa: {s.kappa:.3f}; decisions: {decisions}")
+
+
+@annotate.command()
+@RUN
+@_URL
+def pull(run_dir: Path, url: str | None) -> None:
+    """Fetch answers into annotations.jsonl, decide keep / drop / re-annotate per item."""
+    from annotation.client import Server
+    from annotation.workflow import pull as do_pull
+
+    _print_pull(do_pull(RunStore(run_dir), Server(url)))
+
+
+@annotate.command()
+@RUN
+@_URL
+def status(run_dir: Path, url: str | None) -> None:
+    """Tasks pushed, annotated, and agreement so far (writes nothing)."""
+    from annotation.client import Server
+    from annotation.workflow import pull as do_pull
+
+    _print_pull(do_pull(RunStore(run_dir), Server(url), write=False))
