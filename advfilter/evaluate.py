@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from advfilter.errors import InputError
+from advfilter.hub import from_pretrained
 
 
 def preprocess(text: str) -> str:
@@ -172,10 +173,10 @@ def load_model(name_or_path: str, adapter: str | None = None, dtype: str = "auto
     optionally with a LoRA adapter; bfloat16 on GPU unless ``dtype`` says otherwise."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(adapter or name_or_path)
+    tok = from_pretrained(AutoTokenizer, adapter or name_or_path)
     cuda = torch.cuda.is_available()
     torch_dtype = (torch.bfloat16 if cuda else torch.float32) if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype)
+    model = from_pretrained(AutoModelForCausalLM, name_or_path, dtype=torch_dtype)
     if adapter:
         from peft import PeftModel
 

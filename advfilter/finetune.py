@@ -23,6 +23,7 @@ import torch
 
 from advfilter.errors import ConfigError, RunError
 from advfilter.evaluate import Doc, Scorer, batches, summarize
+from advfilter.hub import from_pretrained
 from advfilter.seeds import derive_seed
 from advfilter.store import atomic_dir, write_json
 
@@ -72,11 +73,11 @@ def load_for_training(cfg: FinetuneConfig):
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_compute_dtype=torch.bfloat16)
-    tok = AutoTokenizer.from_pretrained(cfg.model)
+    tok = from_pretrained(AutoTokenizer, cfg.model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     torch.manual_seed(cfg.seed)
-    base = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+    base = from_pretrained(AutoModelForCausalLM, cfg.model, **kwargs)
     model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                             lora_dropout=cfg.lora_dropout,
                                             target_modules=list(cfg.target_modules)))

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from advfilter.hub import from_pretrained
 from generators.base import Context, Generator, generators
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,11 @@ class HFGenerator(Generator):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         remote = self.cfg.hf.trust_remote_code
-        self.tok = AutoTokenizer.from_pretrained(self.name_or_path, trust_remote_code=remote)
+        self.tok = from_pretrained(AutoTokenizer, self.name_or_path, trust_remote_code=remote)
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            self.name_or_path, dtype=_dtype(self.cfg.hf.dtype), trust_remote_code=remote)
+        self.model = from_pretrained(AutoModelForCausalLM, self.name_or_path,
+                                     dtype=_dtype(self.cfg.hf.dtype), trust_remote_code=remote)
         if adapter is not None:
             from peft import PeftModel
 

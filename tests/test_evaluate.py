@@ -73,3 +73,11 @@ def test_a_malformed_data_line_is_one_line_with_exit_2(tiny_phi, tmp_path, runne
     data.write_text(json.dumps(RECORD) + "\n" + json.dumps({"ctx_a": "x"}) + "\n")
     result = runner.invoke(main, ["evaluate", "--model", str(tiny_phi), "--data", str(data)])
     assert result.exit_code == 2 and f"{data}: line 2: not a HellaSwag record" in result.stderr
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line_with_exit_2(tmp_path, runner):
+    data = tmp_path / "items.jsonl"
+    data.write_text(json.dumps(RECORD) + "\n")
+    result = runner.invoke(main, ["evaluate", "--model", str(tmp_path / "no-such-model"), "--data", str(data)])
+    assert result.exit_code == 2 and result.stderr.startswith("error: cannot load")
+    assert result.stderr.count("\n") == 1
