@@ -20,7 +20,7 @@ from advfilter.errors import RunError
 from advfilter.generate import CANDIDATES_DIR
 from advfilter.nlp import load_pipeline
 from advfilter.store import RunStore, fingerprint
-from discriminators import Bank
+from discriminators import Bank, discriminators
 from discriminators.bank import add_bert_tokens, add_pos, build_bank, read_texts
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ def adversarial_filter(cfg: Config, run: RunStore,
     f = cfg.filter
     depends_on = {"candidates": candidates["fingerprint"], "seed": cfg.seed,
                   "filter": f.model_dump(exclude={"rounds", "threads", "min_changed"})}
+    for name in f.discriminators:  # unknown names fail here, before the stage is recorded
+        discriminators.get(name)
     stage_fp = fingerprint(depends_on)
     run.check_stage("filter", stage_fp, depends_on)  # refuses other settings
     done = run.stage("filter")

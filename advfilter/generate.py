@@ -24,7 +24,7 @@ from advfilter.contexts import CONTEXTS_FILE
 from advfilter.errors import RunError
 from advfilter.seeds import derive_seed
 from advfilter.store import RunStore, fingerprint
-from generators.base import Context
+from generators.base import Context, resolve
 from generators.distributed import (
     Shard, ShardWorker, fit_fold, ray_session, read_shard_stats, shard_name,
 )
@@ -160,6 +160,7 @@ def generate_candidates(cfg: Config, run: RunStore, ray_address: str | None = No
     g = cfg.generate
     depends_on = {"contexts": contexts_stage["fingerprint"], "seed": cfg.seed,
                   "generate": g.model_dump(exclude={"workers", "max_retries"})}
+    resolve(g.generator)  # an unknown name fails here, before the stage is recorded
     stage_fp = fingerprint(depends_on)
     if run.check_stage("candidates", stage_fp, depends_on):
         return GenerateSummary(**{k: v for k, v in run.stage("candidates")["summary"].items()},

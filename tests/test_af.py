@@ -125,3 +125,12 @@ def test_filter_before_generation_is_a_clear_error(tmp_path, runner, write):
     (tmp_path / "r").mkdir()
     result = runner.invoke(main, ["filter", "--run", str(tmp_path / "r")])
     assert result.exit_code == 2 and "no manifest.json" in result.stderr
+
+
+def test_an_unknown_discriminator_is_refused_before_the_stage_starts(generated_run, copy_run, runner):
+    run = copy_run(generated_run)
+    result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "1", "--discriminators", "svm"])
+    assert result.exit_code == 2 and "unknown discriminator 'svm'" in result.stderr
+    result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "1", "--discriminators", "mlp",
+                                  "--set", "filter.discriminator.epochs=1"])
+    assert result.exit_code == 0, result.output

@@ -107,3 +107,11 @@ def test_generate_command_runs_both_stages_and_prints_a_summary(runner, corpus, 
     assert result.exit_code == 0, result.output
     assert "candidates: " in result.stdout and "short contexts" in result.stdout
     assert len(pd.read_parquet(tmp_path / "r" / "candidates")) > 0
+
+
+def test_an_unknown_generator_is_refused_before_the_stage_starts(runner, corpus, tmp_path):
+    args = ["generate", "--input", str(corpus), "--out", str(tmp_path / "r"), "--folds", "3",
+            "--num-candidates", "3", "--workers", "1"]
+    result = runner.invoke(main, [*args, "--generator", "gpt9"])
+    assert result.exit_code == 2 and "unknown generator 'gpt9'" in result.stderr
+    assert runner.invoke(main, [*args, "--generator", "random"]).exit_code == 0

@@ -65,6 +65,7 @@ def run_config(run: RunStore, config_file: Path | None, dotted: dict[str, Any]) 
 
 
 def overrides_of(overrides: tuple[str, ...], **shortcuts: Any) -> dict[str, Any]:
+    """``--set`` overrides plus the given flag shortcuts (``a__b=v`` is ``a.b``; None = unset)."""
     dotted = dict(parse_override(o) for o in overrides)
     dotted.update({k.replace("__", "."): v for k, v in shortcuts.items() if v is not None})
     return dotted

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, run_config
-from advfilter.config import load_config, parse_override
-from advfilter.contexts import ContextsSummary, build_contexts
-from advfilter.generate import GenerateSummary, generate_candidates
+from advfilter.config import load_config
 from advfilter.sources import sources
 from advfilter.store import RunStore
+
+if TYPE_CHECKING:  # the stages import spaCy, torch and Ray: only when a command runs
+    from advfilter.contexts import ContextsSummary
+    from advfilter.generate import GenerateSummary
 
 
 def _print_contexts(summary: ContextsSummary, run: RunStore) -> None:
@@ -69,12 +71,12 @@ def generate(source: str, inputs: tuple[Path, ...], out: Path, config_file: Path
     features. Finished stages of an existing run directory are reused when made with the
     same inputs and settings, a killed generation resumes, other settings are refused.
     """
-    dotted = dict(parse_override(o) for o in overrides)
-    for key, value in [("seed", seed), ("contexts.folds", folds), ("generate.generator", generator),
-                       ("generate.num_candidates", num_candidates), ("generate.workers", workers)]:
-        if value is not None:
-            dotted[key] = value
-    cfg = load_config(config_file, dotted)
+    from advfilter.contexts import build_contexts
+    from advfilter.generate import generate_candidates
+
+    cfg = load_config(config_file, overrides_of(
+        overrides, seed=seed, contexts__folds=folds, generate__generator=generator,
+        generate__num_candidates=num_candidates, generate__workers=workers))
     with RunStore.open(out, overwrite=overwrite) as run:
         _print_contexts(build_contexts(cfg, run, source, list(inputs)), run)
         if stage != "contexts":
