@@ -12,7 +12,6 @@ and items are batched (contexts left-padded, continuations right-padded).
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from advfilter.errors import InputError
+from advfilter.sources.base import iter_json_lines
 from advfilter.hub import from_pretrained
 
 
@@ -42,6 +42,7 @@ class Doc:
     gold: int
     activity: str
     source: str
+    split: str = ""
 
 
 def to_doc(record: dict[str, Any]) -> Doc:
@@ -49,25 +50,19 @@ def to_doc(record: dict[str, Any]) -> Doc:
     source = str(record.get("source_id", "")).split("~")[0]
     return Doc(preprocess(record["activity_label"] + ": " + ctx),
                tuple(preprocess(e) for e in record["endings"]), int(record["label"]),
-               record["activity_label"], source)
+               record["activity_label"], source, str(record.get("split", "")))
 
 
 def read_docs(path: Path, split: str | None = None) -> list[Doc]:
     """HellaSwag-format JSONL records (optionally only ``split``) as Docs; bad lines → InputError."""
     docs = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(path, None, f"cannot read file: {exc.strerror}") from None
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for lineno, record in iter_json_lines(path):  # unreadable file, bad JSON: InputError
         try:
-            record = json.loads(line)
-            if split is None or record.get("split") == split:
-                docs.append(to_doc(record))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            docs.append(to_doc(record))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(path, f"line {lineno}", f"not a HellaSwag record: {exc!r}") from None
+    if split is not None:
+        docs = [d for d in docs if d.split == split]
     if not docs:
         raise InputError(path, None, f"no items{f' in split {split!r}' if split else ''}")
     return docs

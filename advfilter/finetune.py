@@ -236,12 +236,10 @@ def load_training_docs(data: Path, eval_data: Path | None) -> tuple[list[Doc], l
         dataset = load_from_disk(str(data))
         return ([to_doc(r) for r in dataset["train"]],
                 [to_doc(r) for r in dataset["validation"]] if "validation" in dataset else [])
-    records = [json.loads(x) for x in data.read_text().splitlines() if x.strip()]
-    splits = {r.get("split") for r in records}
-    train = read_docs(data, "train" if "train" in splits else None)
+    docs = read_docs(data)
+    splits = {d.split for d in docs}
+    train = [d for d in docs if d.split == "train"] if "train" in splits else docs
     if eval_data is not None:
         return train, read_docs(eval_data)
-    for name in ("validation", "val"):
-        if name in splits:
-            return train, read_docs(data, name)
-    return train, []
+    held = next((name for name in ("validation", "val") if name in splits), None)
+    return train, [d for d in docs if d.split == held] if held else []

@@ -95,3 +95,11 @@ def test_4bit_without_a_gpu_is_a_one_line_error(tiny_phi, tmp_path, runner):
     result = runner.invoke(main, ["finetune-phi2", "--data", str(data), "--model", str(tiny_phi),
                                   "--out", str(tmp_path / "o"), "--4bit"])
     assert result.exit_code == 2 and "--4bit needs" in result.stderr
+
+
+def test_malformed_training_data_is_one_line_with_exit_2(tiny_phi, tmp_path, runner):
+    data = tmp_path / "items.jsonl"
+    data.write_text(json.dumps(ITEMS[0]) + "\n{not json\n")
+    result = runner.invoke(main, ["finetune-phi2", "--data", str(data), "--model", str(tiny_phi),
+                                  "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and f"{data}: line 2: malformed JSON" in result.stderr
