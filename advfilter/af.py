@@ -10,7 +10,6 @@ last complete round and gives the assignments an uninterrupted run gives.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -24,14 +23,15 @@ import torch
 
 from advfilter.config import FilterConfig
 from advfilter.seeds import derive_seed
-from advfilter.store import RunStore
+from advfilter.store import RunStore, read_jsonl, write_jsonl
 from discriminators import Bank, discriminators, fit, score
 from discriminators.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
 
 AF_DIR = "af"
-METRICS_FILE = "af/metrics.jsonl"
+METRICS_FILE = f"{AF_DIR}/metrics.jsonl"
+BANK_FILE = f"{AF_DIR}/bank.npz"  # the run's feature bank (discriminators/bank.py)
 
 
 def round_file(r: int) -> str:
@@ -175,11 +175,10 @@ def write_round(run: RunStore, r: int, context_ids: np.ndarray, assignment: np.n
 
 
 def read_metrics(run: RunStore) -> list[dict[str, Any]]:
-    path = run.path(METRICS_FILE)
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """One row per finished round, from ``af/metrics.jsonl``."""
+    return read_jsonl(run.path(METRICS_FILE))
 
 
 def write_metrics(run: RunStore, rows: list[dict[str, Any]]) -> None:
     """Rewrite ``metrics.jsonl`` atomically with ``rows`` (one line per round)."""
-    with run.atomic(METRICS_FILE) as tmp:
-        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+    write_jsonl(run.path(METRICS_FILE), rows)

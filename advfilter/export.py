@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from advfilter.af import AF_DIR, read_metrics, read_round, round_file
+from advfilter.af import BANK_FILE, read_metrics, read_round, round_file
 from advfilter.contexts import CONTEXTS_FILE
 from advfilter.errors import RunError
 from advfilter.generate import CANDIDATES_DIR
 from advfilter.seeds import derive_seed
-from advfilter.store import RunStore, atomic_path
+from advfilter.store import RunStore, atomic_path, write_jsonl
 from discriminators import Bank
 from discriminators.bank import read_texts
 
@@ -34,7 +33,7 @@ def items(run: RunStore, round_n: int | None = None, split: str = "train") -> It
     round_n = last_round(run) if round_n is None else round_n
     if not run.path(round_file(round_n)).exists():
         raise RunError(f"{run.root}: round {round_n} has no {round_file(round_n)}; run filter first")
-    bank = Bank.load(run.path(f"{AF_DIR}/bank.npz"))
+    bank = Bank.load(run.path(BANK_FILE))
     assignment = read_round(run, round_n)
     contexts = pd.read_parquet(run.path(CONTEXTS_FILE)).set_index("id")
     texts = read_texts(sorted(run.path(CANDIDATES_DIR).glob("part-*.parquet")))
@@ -51,16 +50,6 @@ def items(run: RunStore, round_n: int | None = None, split: str = "train") -> It
                "label": label, "source_id": f"{row['source']}~{row['video_id']}", "split": split,
                "split_type": "indomain", "context_id": cid, "round": round_n,
                "video_id": row["video_id"], "fold": int(row["fold"])}
-
-
-def write_hellaswag(records: Iterator[dict[str, Any]], out: Path) -> int:
-    """Write HellaSwag JSONL atomically; returns the number of items."""
-    n = 0
-    with atomic_path(out) as tmp, open(tmp, "w") as fh:
-        for record in records:
-            fh.write(json.dumps(record) + "\n")
-            n += 1
-    return n
 
 
 LM_EVAL_UTILS = '''"""Preprocessing for this task, as lm-evaluation-harness's hellaswag task does it."""
@@ -114,7 +103,7 @@ def write_lm_eval(records: Iterator[dict[str, Any]], folder: Path, name: str) ->
     The data path in the YAML is absolute, so the task runs from any working directory.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    n = write_hellaswag(records, folder / f"{name}.jsonl")
+    n = write_jsonl(folder / f"{name}.jsonl", records)
     (folder / "utils.py").write_text(LM_EVAL_UTILS)
     (folder / f"{name}.yaml").write_text(LM_EVAL_YAML.format(
         name=name, folder=folder, data=(folder / f"{name}.jsonl").resolve()))

@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from advfilter.af import (
-    AF_DIR, initial_assignment, model_names, read_metrics, read_round, round_file, run_round,
+    BANK_FILE, initial_assignment, model_names, read_metrics, read_round, round_file, run_round,
     set_threads, write_metrics, write_round,
 )
 from advfilter.config import Config
@@ -38,7 +38,7 @@ class FilterSummary:
 
 def load_bank(cfg: Config, run: RunStore) -> Bank:
     """The run's feature bank, built on first use and extended when a model needs more."""
-    path = run.path(f"{AF_DIR}/bank.npz")
+    path = run.path(BANK_FILE)
     path.parent.mkdir(exist_ok=True)
     shards = sorted(run.path(CANDIDATES_DIR).glob("part-*.parquet"))
     contexts = pd.read_parquet(run.path(CONTEXTS_FILE))

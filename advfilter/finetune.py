@@ -24,8 +24,9 @@ import torch
 from advfilter.errors import ConfigError, RunError
 from advfilter.evaluate import Doc, Scorer, batches, summarize
 from advfilter.hub import from_pretrained
+from advfilter.lm import continuation_logprobs
 from advfilter.seeds import derive_seed
-from advfilter.store import atomic_dir, write_json
+from advfilter.store import atomic_dir, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 PHI2_TARGETS = ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"]
@@ -91,20 +92,9 @@ def _choice_logprobs(scorer: Scorer, docs: list[Doc],
     """Summed log-probs (with gradients) of the chosen choices of each doc, in one padded pass,
     and the number of continuation tokens they cover."""
     rows = [scorer.encode_pair(d.query, " " + d.choices[j]) for d in docs for j in which(d)]
-    width = max(len(c) + len(x) for c, x in rows)
-    ids = torch.full((len(rows), width), scorer.pad)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    target = torch.zeros((len(rows), width), dtype=torch.bool)
-    for r, (ctx, cont) in enumerate(rows):
-        ids[r, :len(ctx) + len(cont)] = torch.tensor(ctx + cont)
-        mask[r, :len(ctx) + len(cont)] = 1
-        target[r, len(ctx):len(ctx) + len(cont)] = True
-    device = scorer.model.device
-    logits = scorer.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-    logp = torch.log_softmax(logits[:, :-1], -1).gather(2, ids[:, 1:, None].to(device)).squeeze(2)
-    sums = (logp * target[:, 1:].to(device)).sum(1)
+    sums = continuation_logprobs(scorer.model, rows, scorer.pad)
     counts = [len(which(d)) for d in docs]
-    return list(torch.split(sums, counts)), target[:, 1:].sum().item()
+    return list(torch.split(sums, counts)), sum(len(cont) for _, cont in rows)
 
 
 def loss_of(scorer: Scorer, docs: list[Doc], objective: str) -> torch.Tensor:
@@ -161,7 +151,7 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
         torch.set_rng_state(state["rng"])
     metrics_path = out / "metrics.jsonl"
     # the log restarts from what the checkpoint knew: rows written after it are redone
-    metrics_path.write_text("".join(json.dumps(row) + "\n" for row in history))
+    write_jsonl(metrics_path, history)
 
     def record(row: dict[str, Any]) -> None:
         history.append(row)

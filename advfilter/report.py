@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advfilter.af import AF_DIR, read_metrics, read_round
+from advfilter.af import AF_DIR, BANK_FILE, read_metrics, read_round
 from advfilter.errors import RunError
 from advfilter.export import last_round
 from advfilter.store import RunStore, atomic_path
@@ -29,7 +29,7 @@ def table(run: RunStore) -> str:
 
 def ending_lengths(run: RunStore, round_n: int) -> tuple[np.ndarray, np.ndarray]:
     """Word lengths of the gold endings and of the assigned negatives in round ``round_n``."""
-    bank = Bank.load(run.path(f"{AF_DIR}/bank.npz"))
+    bank = Bank.load(run.path(BANK_FILE))
     negatives = np.stack(read_round(run, round_n)["negatives"].to_numpy())
     active = np.flatnonzero(negatives[:, 0] >= 0)
     words = (bank.words > 0).sum(1)

@@ -14,7 +14,7 @@ import numpy as np
 
 from advfilter.errors import RunError
 from advfilter.export import items, last_round
-from advfilter.store import RunStore, atomic_path, write_json
+from advfilter.store import RunStore, read_jsonl, write_json, write_jsonl
 from annotation.agreement import ItemVerdict, fleiss_kappa, verdict
 from annotation.client import Server
 from annotation.labeling import label_config, make_task, read_answer, task_key
@@ -103,26 +103,19 @@ def judge(run: RunStore, records: list[dict[str, Any]], round_n: int,
     return verdicts, fleiss_kappa(np.array(counts)) if counts else float("nan")
 
 
-def _write_jsonl(run: RunStore, name: str, rows: list[dict[str, Any]]) -> None:
-    with atomic_path(run.path(name)) as tmp:
-        tmp.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
-
-
 def pull(run: RunStore, server: Server, write: bool = True) -> PullSummary:
     """Fetch all answers (paginated), merge them into ``annotations.jsonl`` by annotation id,
     and write a verdict per item to ``decisions.jsonl``. ``write=False`` only reports."""
     state = _state(run)
     n_tasks, fetched = _answers(run, server, state)
-    path = run.path(ANNOTATIONS_FILE)
-    stored = {r["annotation_id"]: r for r in map(json.loads, path.read_text().splitlines())} \
-        if path.exists() else {}
+    stored = {r["annotation_id"]: r for r in read_jsonl(run.path(ANNOTATIONS_FILE))}
     new = sum(1 for r in fetched if r["annotation_id"] not in stored)
     stored.update({r["annotation_id"]: r for r in fetched})
     records = [stored[k] for k in sorted(stored)]
     verdicts, kappa = judge(run, records, state["round"], state["overlap"])
     if write:
-        _write_jsonl(run, ANNOTATIONS_FILE, records)
-        _write_jsonl(run, DECISIONS_FILE, [v.as_dict() for v in verdicts])
+        write_jsonl(run.path(ANNOTATIONS_FILE), records)
+        write_jsonl(run.path(DECISIONS_FILE), [v.as_dict() for v in verdicts])
     decisions: dict[str, int] = {}
     for v in verdicts:
         decisions[v.decision] = decisions.get(v.decision, 0) + 1
@@ -135,5 +128,4 @@ def kept(run: RunStore) -> set[str]:
     path = run.path(DECISIONS_FILE)
     if not path.exists():
         raise RunError(f"{run.root}: no {DECISIONS_FILE}; run advfilter annotate pull first")
-    return {d["context_id"] for d in map(json.loads, path.read_text().splitlines())
-            if d["decision"] == "keep"}
+    return {d["context_id"] for d in read_jsonl(path) if d["decision"] == "keep"}

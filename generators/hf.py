@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from advfilter.hub import from_pretrained
+from advfilter.lm import continuation_logprobs
 from generators.base import Context, Generator, generators
 
 log = logging.getLogger(__name__)
@@ -157,24 +158,10 @@ class HFGenerator(Generator):
             for ending in group:
                 rows.append((prefix, self.tok.encode(" " + ending, add_special_tokens=False)))
         flat = np.zeros((len(rows), 2))
+        flat[:, 1] = [len(ending) for _, ending in rows]
         step = self.cfg.hf.batch_size * 4
         for i in range(0, len(rows), step):
-            flat[i:i + step] = self._score_rows(rows[i:i + step])
+            chunk = rows[i:i + step]
+            flat[i:i + len(chunk), 0] = continuation_logprobs(self.model, chunk, self.tok.pad_token_id).cpu().numpy()
         bounds = np.cumsum([0, *map(len, endings)])
         return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-
-    def _score_rows(self, rows: list[tuple[list[int], list[int]]]) -> np.ndarray:
-        width = max(len(p) + len(e) for p, e in rows)
-        ids = torch.full((len(rows), width), self.tok.pad_token_id)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        target = torch.zeros((len(rows), width), dtype=torch.bool)  # ending tokens to score
-        for r, (prefix, ending) in enumerate(rows):
-            seq = prefix + ending
-            ids[r, :len(seq)] = torch.tensor(seq)
-            mask[r, :len(seq)] = 1
-            target[r, len(prefix):len(seq)] = True
-        ids, mask = ids.to(self.model.device), mask.to(self.model.device)
-        logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(2, ids[:, 1:, None]).squeeze(2)
-        logp = logp.masked_fill(~target[:, 1:].to(logp.device), 0.0)
-        return np.stack([logp.sum(1).cpu().numpy(), target.sum(1).numpy()], axis=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from advfilter.cli import RUN, main
-from advfilter.store import RunStore
+from advfilter.store import RunStore, write_jsonl
 
 
 @main.command()
@@ -36,7 +36,7 @@ def export(run_dir: Path, fmt: str, out: Path, round_n: int | None, split: str, 
         records = (r for r in records if r["context_id"] in keep)
     name = name or "advfilter_" + "".join(c if c.isalnum() else "_" for c in run.root.name)
     if fmt == "hellaswag":
-        n = ex.write_hellaswag(records, out)
+        n = write_jsonl(out, records)
     elif fmt == "swag":
         n = ex.write_swag(records, out)
     elif fmt == "lm-eval":
