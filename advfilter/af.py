@@ -5,7 +5,7 @@ round: split contexts at random (train / test); train the discriminators on the 
 contexts (gold + assigned negatives); score the gold and the whole pool of each test context
 with the driver; replace up to ``max_swaps`` *easy* negatives (scored below the gold) by
 *adversarial* candidates (unassigned, scored above it). Every round writes
-``af/round-XX.parquet`` and a line of ``af/metrics.jsonl``, so a killed run resumes from the
+``af/round-XX.parquet`` and a line of ``af/metrics.jsonl`` (``filtering``), so a killed run resumes from the
 last complete round and gives the assignments an uninterrupted run gives.
 """
 from __future__ import annotations
@@ -18,24 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 
-from advfilter.config import FilterConfig
-from advfilter.seeds import derive_seed
-from advfilter.store import RunStore, read_jsonl, write_jsonl
-from discriminators import Bank, discriminators, fit, score
-from discriminators.ensemble import Ensemble
+from advfilter.core.config import FilterConfig
+from advfilter.core.models import resolve_device
+from advfilter.core.seeds import derive_seed
+from discriminators import Bank, Discriminator, Ensemble, configured, fit, score
 
 log = logging.getLogger(__name__)
-
-AF_DIR = "af"
-METRICS_FILE = f"{AF_DIR}/metrics.jsonl"
-BANK_FILE = f"{AF_DIR}/bank.npz"  # the run's feature bank (discriminators/bank.py)
-
-
-def round_file(r: int) -> str:
-    return f"{AF_DIR}/round-{r:02d}.parquet"
+Members = list[tuple[str, type[Discriminator], Any]]  # (name, class, its config)
 
 
 @dataclass
@@ -70,12 +61,13 @@ def model_names(cfg: FilterConfig) -> list[str]:
     return [*cfg.discriminators, "ensemble"] if len(cfg.discriminators) > 1 else list(cfg.discriminators)
 
 
-def build_model(name: str, bank: Bank, cfg: FilterConfig, seed: int):
+def build_model(name: str, bank: Bank, cfg: FilterConfig, members: Members, seed: int) -> Discriminator:
     """A fresh discriminator, its weights initialised from ``seed`` alone."""
     torch.manual_seed(seed)
     if name == "ensemble":
-        return Ensemble(bank, cfg.discriminator, cfg.discriminators)
-    return discriminators.get(name)(bank, cfg.discriminator)
+        return Ensemble(bank, cfg.ensemble, [(cls, c) for _, cls, c in members])
+    _, cls, member_cfg = next(m for m in members if m[0] == name)
+    return cls(bank, member_cfg)
 
 
 def swap_count(cfg: FilterConfig, accuracy: float) -> int:
@@ -122,6 +114,8 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     ``progress`` is called before each model trains and before the pools are scored.
     """
     timings = {"train_s": 0.0, "score_s": 0.0}
+    members = configured(cfg.discriminators, cfg.discriminator)
+    device = resolve_device(cfg.device)
     rng = np.random.default_rng(derive_seed(seed, "af", r))
     order = rng.permutation(active)
     n_test = max(1, round(len(order) * cfg.test_fraction))
@@ -131,8 +125,8 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     for name in model_names(cfg):
         progress(f"round {r}: training {name}")
         t = time.perf_counter()
-        models[name] = model = build_model(name, bank, cfg, derive_seed(seed, "af", r, name, "init"))
-        fit(model, bank, train_rows, derive_seed(seed, "af", r, name))
+        models[name] = model = build_model(name, bank, cfg, members, derive_seed(seed, "af", r, name, "init"))
+        fit(model, bank, train_rows, derive_seed(seed, "af", r, name), device)
         t2 = time.perf_counter()
         accuracy[name] = float((score(model, bank, test_rows).argmax(1) == 0).mean())
         timings["train_s"] += t2 - t
@@ -161,24 +155,3 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
 
 def set_threads(cfg: FilterConfig) -> None:
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-
-
-def read_round(run: RunStore, r: int) -> pd.DataFrame:
-    """The assignment table of round ``r`` (``context_id``, ``negatives``: pool indices)."""
-    return pd.read_parquet(run.path(round_file(r)))
-
-
-def write_round(run: RunStore, r: int, context_ids: np.ndarray, assignment: np.ndarray) -> None:
-    table = pd.DataFrame({"context_id": context_ids, "negatives": list(assignment)})
-    with run.atomic(round_file(r)) as tmp:
-        table.to_parquet(tmp, index=False)
-
-
-def read_metrics(run: RunStore) -> list[dict[str, Any]]:
-    """One row per finished round, from ``af/metrics.jsonl``."""
-    return read_jsonl(run.path(METRICS_FILE))
-
-
-def write_metrics(run: RunStore, rows: list[dict[str, Any]]) -> None:
-    """Rewrite ``metrics.jsonl`` atomically with ``rows`` (one line per round)."""
-    write_jsonl(run.path(METRICS_FILE), rows)

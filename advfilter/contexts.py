@@ -18,17 +18,17 @@ import pandas as pd
 from spacy.language import Language
 from tqdm import tqdm
 
-from advfilter.config import Config, ContextsConfig
-from advfilter.errors import InputError
-from advfilter.nlp import load_pipeline
-from advfilter.seeds import derive_seed
+from advfilter.core.config import Config, ContextsConfig
+from advfilter.core.errors import InputError
+from advfilter.core.nlp import load_pipeline
+from advfilter.core.seeds import derive_seed
 from advfilter.sources import Item, Record, Story, sources
 from advfilter.split import Parsed, analyse
-from advfilter.store import RunStore, fingerprint, sha256_file
+from advfilter.core.layout import CONTEXTS_FILE, write_contexts
+from advfilter.core.store import RunStore, sha256_file
 
 log = logging.getLogger(__name__)
 
-CONTEXTS_FILE = "contexts.parquet"
 COLUMNS = ["id", "source", "input_file", "video_id", "fold", "activity_label",
            "ctx_a", "ctx_b", "ending"]
 
@@ -152,21 +152,19 @@ def build_contexts(cfg: Config, run: RunStore, source: str, inputs: list[Path]) 
     """
     records = read_inputs(source, inputs)  # validate every input before touching the run
     hashes = [{"name": Path(p).name, "sha256": sha256_file(p)} for p in inputs]
-    depends_on = {"source": source, "inputs": hashes, "seed": cfg.seed,  # batch size: speed only
-                  "contexts": cfg.contexts.model_dump(exclude={"batch_size"})}
-    stage_fp = fingerprint(depends_on)
-    if run.check_stage("contexts", stage_fp, depends_on):
-        done = run.stage("contexts")
-        return ContextsSummary(contexts=done["rows"], reused=True)
+    stage = run.open_stage("contexts", {  # batch size: speed only
+        "source": source, "inputs": hashes, "seed": cfg.seed,
+        "contexts": cfg.contexts.model_dump(exclude={"batch_size"})})
+    if stage.done:
+        return ContextsSummary(contexts=stage.done["rows"], reused=True)
     run.record_invocation(cfg.model_dump(), [{"path": str(Path(p).resolve()), **h}
                                               for p, h in zip(inputs, hashes)])
     table, summary = contexts_from_records(records, cfg)
     if table.empty:
         raise InputError(", ".join(map(str, inputs)), None,
                          f"no context survived the filters (skipped: {summary.skipped})")
-    with run.atomic(CONTEXTS_FILE) as tmp:
-        table.to_parquet(tmp, index=False)
-    run.finish_stage("contexts", stage_fp, depends_on, {
+    write_contexts(run, table)
+    stage.finish({
         "file": CONTEXTS_FILE, "rows": summary.contexts, "pairs": summary.pairs,
         "videos": summary.videos, "skipped": summary.skipped, "parser": summary.parser,
         "seconds": round(summary.seconds, 3)})

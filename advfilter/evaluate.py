@@ -16,14 +16,15 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from advfilter.errors import InputError
+from advfilter.core.config import EvaluateConfig
+from advfilter.core.errors import InputError
 from advfilter.sources.base import iter_json_lines
-from advfilter.hub import from_pretrained
+from advfilter.core.models import load_causal_lm
 
 
 def preprocess(text: str) -> str:
@@ -163,17 +164,16 @@ def summarize(docs: Sequence[Doc], lls: Sequence[np.ndarray]) -> dict[str, Any]:
     }
 
 
-def load_model(name_or_path: str, adapter: str | None = None, dtype: str = "auto"):
-    """A causal LM and tokenizer by name or path (``microsoft/phi-2`` works with a hub),
-    optionally with a LoRA adapter; bfloat16 on GPU unless ``dtype`` says otherwise."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = from_pretrained(AutoTokenizer, adapter or name_or_path)
-    cuda = torch.cuda.is_available()
-    torch_dtype = (torch.bfloat16 if cuda else torch.float32) if dtype == "auto" else getattr(torch, dtype)
-    model = from_pretrained(AutoModelForCausalLM, name_or_path, dtype=torch_dtype)
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
-    return model.to("cuda" if cuda else "cpu").eval(), tok
+def evaluate(cfg: EvaluateConfig, data: Path,
+             on_batch: Callable[[int], None] = lambda _: None) -> dict[str, Any]:
+    """The ``evaluate`` recipe: score every item of ``data`` (optionally one split) with the
+    configured model; returns the results (config included). ``on_batch(n)`` after each batch."""
+    docs = read_docs(data, cfg.split)
+    model, tok = load_causal_lm(cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=cfg.device)
+    scorer = Scorer(model.eval(), tok)
+    lls: list[np.ndarray] = []
+    for batch in batches(docs, cfg.batch_size):
+        lls += scorer.loglikelihoods(batch)
+        on_batch(len(batch))
+    return {"model": cfg.model, "adapter": cfg.adapter, "data": str(data), "split": cfg.split,
+            "config": cfg.model_dump(), **summarize(docs, lls)}

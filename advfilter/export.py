@@ -3,53 +3,14 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-import pandas as pd
-
-from advfilter.af import BANK_FILE, read_metrics, read_round, round_file
-from advfilter.contexts import CONTEXTS_FILE
-from advfilter.errors import RunError
-from advfilter.generate import CANDIDATES_DIR
-from advfilter.seeds import derive_seed
-from advfilter.store import RunStore, atomic_path, write_jsonl
-from discriminators import Bank
-from discriminators.bank import read_texts
-
-
-def last_round(run: RunStore) -> int:
-    """The newest round with both its assignment and metrics on disk (0 before any round)."""
-    rounds = [m["round"] for m in read_metrics(run) if run.path(round_file(m["round"])).exists()]
-    return max(rounds, default=0)
-
-
-def items(run: RunStore, round_n: int | None = None, split: str = "train") -> Iterator[dict[str, Any]]:
-    """HellaSwag-style items of round ``round_n`` (default: the last), gold at a seeded position.
-
-    Contexts whose pool was too small to assign negatives are left out.
-    """
-    round_n = last_round(run) if round_n is None else round_n
-    if not run.path(round_file(round_n)).exists():
-        raise RunError(f"{run.root}: round {round_n} has no {round_file(round_n)}; run filter first")
-    bank = Bank.load(run.path(BANK_FILE))
-    assignment = read_round(run, round_n)
-    contexts = pd.read_parquet(run.path(CONTEXTS_FILE)).set_index("id")
-    texts = read_texts(sorted(run.path(CANDIDATES_DIR).glob("part-*.parquet")))
-    seed = run.manifest.get("seed", 0)
-    for ind, (i, negatives) in enumerate(
-            (i, np.asarray(n)) for i, n in enumerate(assignment["negatives"]) if n[0] >= 0):
-        cid = bank.context_ids[i]
-        row = contexts.loc[cid]
-        endings = [texts[bank.offsets[i] + 1 + j] for j in negatives]
-        label = derive_seed(seed, "export", cid) % (len(endings) + 1)
-        endings.insert(label, texts[bank.offsets[i]])
-        yield {"ind": ind, "activity_label": row["activity_label"], "ctx_a": row["ctx_a"],
-               "ctx_b": row["ctx_b"], "ctx": f"{row['ctx_a']} {row['ctx_b']}", "endings": endings,
-               "label": label, "source_id": f"{row['source']}~{row['video_id']}", "split": split,
-               "split_type": "indomain", "context_id": cid, "round": round_n,
-               "video_id": row["video_id"], "fold": int(row["fold"])}
+from advfilter.core.config import Config
+from advfilter.core.layout import items
+from advfilter.core.seeds import derive_seed
+from advfilter.core.store import RunStore, atomic_path, write_json, write_jsonl
 
 
 LM_EVAL_UTILS = '''"""Preprocessing for this task, as lm-evaluation-harness's hellaswag task does it."""
@@ -177,3 +138,36 @@ def write_hf(records: Iterator[dict[str, Any]], out: Path, seed: int, name: str,
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)
     return counts
+
+
+@dataclass
+class ExportSummary:
+    items: int
+    name: str
+    splits: dict[str, int] = field(default_factory=dict)
+
+
+def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
+    """The ``export`` recipe: write ``cfg.export``'s round of ``run`` to ``out`` in its format,
+    and record the export (resolved settings, item count) in the run's manifest."""
+    e = cfg.export
+    records = items(run, e.round, e.split)
+    if e.verified_only:
+        from annotation.workflow import kept
+
+        keep = kept(run)
+        records = (r for r in records if r["context_id"] in keep)
+    name = e.name or "advfilter_" + "".join(c if c.isalnum() else "_" for c in run.root.name)
+    splits: dict[str, int] = {}
+    if e.format == "hellaswag":
+        n = write_jsonl(out, records)
+    elif e.format == "swag":
+        n = write_swag(records, out)
+    elif e.format == "lm-eval":
+        n = write_lm_eval(records, out, name)
+    else:
+        splits = write_hf(records, out, run.manifest.get("seed", 0), name, cfg.generate.generator)
+        n = sum(splits.values())
+    run.manifest.setdefault("exports", {})[str(out)] = {"export": e.model_dump(), "items": n}
+    write_json(run.manifest_path, run.manifest)
+    return ExportSummary(n, name, splits)

@@ -13,78 +13,24 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
+import yaml
 
-from advfilter.errors import ConfigError, RunError
+from advfilter.core.config import FinetuneConfig
+from advfilter.core.errors import ConfigError, RunError
+from advfilter.core.lm import continuation_logprobs
+from advfilter.core.models import load_causal_lm
+from advfilter.core.seeds import derive_seed
+from advfilter.core.store import atomic_dir, atomic_path, write_json, write_jsonl
 from advfilter.evaluate import Doc, Scorer, batches, summarize
-from advfilter.hub import from_pretrained
-from advfilter.lm import continuation_logprobs
-from advfilter.seeds import derive_seed
-from advfilter.store import atomic_dir, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
-PHI2_TARGETS = ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"]
-SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "reduce_lr_on_plateau")
-
-
-@dataclass
-class FinetuneConfig:
-    """Hyper-parameters of one fine-tuning run (saved in ``metrics.json``)."""
-
-    model: str = "microsoft/phi-2"
-    objective: str = "lm"  # lm | mc
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = tuple(PHI2_TARGETS)
-    epochs: int = 1
-    max_steps: int = 0  # optimizer steps; 0 = run all epochs
-    lr: float = 2e-4
-    scheduler: str = "linear"
-    warmup_steps: int = 0
-    batch_size: int = 4
-    grad_accum: int = 4
-    eval_batch_size: int = 16
-    save_every: int = 50
-    load_4bit: bool = False
-    seed: int = 0
-
-
-def load_for_training(cfg: FinetuneConfig):
-    """The base model wrapped with a fresh LoRA adapter, and its tokenizer."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    cuda = torch.cuda.is_available()
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if cuda else torch.float32}
-    if cfg.load_4bit:
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise ConfigError("--4bit needs bitsandbytes (pip install bitsandbytes)") from None
-        if not cuda:
-            raise ConfigError("--4bit needs a CUDA GPU; none is visible")
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=torch.bfloat16)
-    tok = from_pretrained(AutoTokenizer, cfg.model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    torch.manual_seed(cfg.seed)
-    base = from_pretrained(AutoModelForCausalLM, cfg.model, **kwargs)
-    model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                            lora_dropout=cfg.lora_dropout,
-                                            target_modules=list(cfg.target_modules)))
-    if not cfg.load_4bit:  # 4-bit weights are placed by bitsandbytes itself
-        model = model.to("cuda" if cuda else "cpu")
-    return model, tok
 
 
 def _choice_logprobs(scorer: Scorer, docs: list[Doc],
@@ -125,13 +71,13 @@ def evaluate_docs(scorer: Scorer, docs: list[Doc], batch_size: int) -> dict[str,
 
 def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path, resume: bool = False,
              on_log: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
-    """Train a LoRA adapter; write ``OUT/adapter``, ``OUT/metrics.jsonl`` and ``OUT/metrics.json``."""
+    """Train a LoRA adapter; write ``OUT/adapter``, ``OUT/metrics.jsonl``, ``OUT/metrics.json``
+    and the resolved ``OUT/config.yaml``."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-    if cfg.objective not in ("lm", "mc") or cfg.scheduler not in SCHEDULERS:
-        raise ConfigError(f"objective must be lm or mc and scheduler one of {', '.join(SCHEDULERS)}")
     out.mkdir(parents=True, exist_ok=True)
-    model, tok = load_for_training(cfg)
+    model, tok = load_causal_lm(cfg.model, dtype="auto", device=cfg.device, load_4bit=cfg.load_4bit,
+                                lora=cfg.lora, seed=cfg.seed)
     scorer = Scorer(model, tok)
     per_epoch = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accum))
     total = cfg.max_steps or per_epoch * cfg.epochs
@@ -149,6 +95,8 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
         sched.load_state_dict(state["scheduler"])
         step, history = state["step"], state["history"]
         torch.set_rng_state(state["rng"])
+    with atomic_path(out / "config.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
     metrics_path = out / "metrics.jsonl"
     # the log restarts from what the checkpoint knew: rows written after it are redone
     write_jsonl(metrics_path, history)
@@ -203,7 +151,7 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
         tok.save_pretrained(tmp)
     losses = [h["loss"] for h in history if "loss" in h]
     evals = [h for h in history if "eval_acc" in h]
-    summary = {"config": asdict(cfg), "steps": step, "train_examples": len(train),
+    summary = {"config": cfg.model_dump(), "steps": step, "train_examples": len(train),
                "valid_examples": len(valid), "first_loss": losses[0] if losses else None,
                "last_loss": losses[-1] if losses else None, "min_loss": min(losses) if losses else None,
                "eval_acc": evals[-1]["eval_acc"] if evals else None,
@@ -233,3 +181,54 @@ def load_training_docs(data: Path, eval_data: Path | None) -> tuple[list[Doc], l
         return train, read_docs(eval_data)
     held = next((name for name in ("validation", "val") if name in splits), None)
     return train, [d for d in docs if d.split == held] if held else []
+
+
+def wandb_logger(cfg: FinetuneConfig, out: Path) -> Callable[[dict[str, Any]], None]:
+    """``wandb.log`` of a run started for ``cfg`` (offline unless ``WANDB_API_KEY`` or
+    ``WANDB_MODE`` say otherwise)."""
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("--wandb needs the wandb package (pip install wandb)") from None
+    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    wandb.init(project="advfilter", dir=str(out), mode=mode, config=cfg.model_dump())
+    return wandb.log
+
+
+def finetune_recipe(cfg: FinetuneConfig, data: Path, out: Path, eval_data: Path | None = None,
+                    resume: bool = False, use_wandb: bool = False,
+                    on_log: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
+    """The ``finetune-phi2`` recipe: read the items, train, log (and to W&B if asked)."""
+    train, valid = load_training_docs(data, eval_data)
+    loggers = [on_log] + ([wandb_logger(cfg, out)] if use_wandb else [])
+    return finetune(cfg, train, valid, out, resume=resume,
+                    on_log=lambda row: [log_row(row) for log_row in loggers])
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def compare_table(run_a: Path, run_b: Path) -> str:
+    """A fixed-width table of two fine-tuning runs' metrics and configs (``*``: they differ)."""
+    rows = []
+    for path in (run_a, run_b):
+        if not (path / "metrics.json").exists():
+            raise RunError(f"{path}: no metrics.json; is it a finetune-phi2 output folder?")
+        metrics = json.loads((path / "metrics.json").read_text())
+        rows.append({k: metrics.get(k) for k in ("steps", "first_loss", "last_loss", "min_loss",
+                                                 "eval_acc", "eval_acc_norm")}
+                    | _flat(metrics["config"], "config."))
+
+    def value(row: dict[str, Any], key: str) -> str:
+        v = row.get(key)
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    lines = [f"{'':24} {str(run_a):>28} {str(run_b):>28}"]
+    for key in rows[0]:
+        a, b = value(rows[0], key), value(rows[1], key)
+        lines.append(f"{key:24} {a:>28} {b:>28}{'' if a == b else '  *'}")
+    return "\n".join(lines)

@@ -19,19 +19,17 @@ import pandas as pd
 import ray
 from tqdm import tqdm
 
-from advfilter.config import Config
-from advfilter.contexts import CONTEXTS_FILE
-from advfilter.errors import RunError
-from advfilter.seeds import derive_seed
-from advfilter.store import RunStore, fingerprint
+from advfilter.core.config import Config
+from advfilter.core.errors import RunError
+from advfilter.core.seeds import derive_seed
+from advfilter.core.layout import CANDIDATES_DIR, MODELS_DIR, read_contexts, read_shard_stats, shard_name
+from advfilter.core.store import RunStore
 from generators.base import Context, resolve
 from generators.distributed import (
-    Shard, ShardWorker, fit_fold, ray_session, read_shard_stats, shard_name,
+    Shard, ShardWorker, fit_fold, ray_session,
 )
 
 log = logging.getLogger(__name__)
-CANDIDATES_DIR = "candidates"
-MODELS_DIR = "generators"
 
 
 @dataclass
@@ -156,17 +154,15 @@ def generate_candidates(cfg: Config, run: RunStore, ray_address: str | None = No
     one; raises RunError if the run's contexts or generation settings changed.
     """
     start = time.perf_counter()
-    contexts_stage = run.require_done("contexts", "run generate --stage contexts first")
     g = cfg.generate
-    depends_on = {"contexts": contexts_stage["fingerprint"], "seed": cfg.seed,
-                  "generate": g.model_dump(exclude={"workers", "max_retries"})}
     resolve(g.generator)  # an unknown name fails here, before the stage is recorded
-    stage_fp = fingerprint(depends_on)
-    if run.check_stage("candidates", stage_fp, depends_on):
-        return GenerateSummary(**{k: v for k, v in run.stage("candidates")["summary"].items()},
-                               reused=True)
-    run.begin_stage("candidates", stage_fp, depends_on)
-    contexts = pd.read_parquet(run.path(CONTEXTS_FILE))
+    stage = run.open_stage("candidates", {"seed": cfg.seed,
+                                          "generate": g.model_dump(exclude={"workers", "max_retries"})},
+                           after="contexts", hint="run generate --stage contexts first")
+    if stage.done:
+        return GenerateSummary(**stage.done["summary"], reused=True)
+    stage.begin()
+    contexts = read_contexts(run)
     models = run.path(MODELS_DIR) / model_dir_name(g.generator)
     out = run.path(CANDIDATES_DIR)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +174,7 @@ def generate_candidates(cfg: Config, run: RunStore, ray_address: str | None = No
     summary = summarize([read_shard_stats(out / shard_name(s.index)) for s in shards])
     summary.resumed_shards = len(shards) - len(todo)
     summary.seconds = time.perf_counter() - start
-    run.finish_stage("candidates", stage_fp, depends_on, {
+    stage.finish({
         "dir": CANDIDATES_DIR, "models": str(models.relative_to(run.root)),
         "summary": {k: v for k, v in vars(summary).items() if k != "reused"}})
     return summary

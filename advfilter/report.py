@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from advfilter.af import AF_DIR, BANK_FILE, read_metrics, read_round
-from advfilter.errors import RunError
-from advfilter.export import last_round
-from advfilter.store import RunStore, atomic_path
-from discriminators import Bank
+from advfilter.core.errors import RunError
+from advfilter.core.layout import AF_DIR, last_round, read_metrics, read_rows, round_assignment
+from advfilter.core.store import RunStore, atomic_path
+from advfilter.core.text import word_tokenize
 
 
 def table(run: RunStore) -> str:
@@ -28,13 +27,13 @@ def table(run: RunStore) -> str:
 
 
 def ending_lengths(run: RunStore, round_n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Word lengths of the gold endings and of the assigned negatives in round ``round_n``."""
-    bank = Bank.load(run.path(BANK_FILE))
-    negatives = np.stack(read_round(run, round_n)["negatives"].to_numpy())
+    """Lengths in tokens of the gold endings and of the assigned negatives in round ``round_n``."""
+    rows = read_rows(run)
+    lengths = np.array([len(word_tokenize(e)) for e in rows.endings])
+    negatives = round_assignment(run, round_n)
     active = np.flatnonzero(negatives[:, 0] >= 0)
-    words = (bank.words > 0).sum(1)
-    gold = words[bank.offsets[active]]
-    negs = words[(bank.offsets[active, None] + 1 + negatives[active]).ravel()]
+    gold = lengths[rows.offsets[active]]
+    negs = lengths[(rows.offsets[active, None] + 1 + negatives[active]).ravel()]
     return gold, negs
 
 
@@ -51,7 +50,7 @@ def plot(run: RunStore, out: Path) -> None:
     rounds = [m["round"] for m in metrics]
     for name in metrics[0]["accuracy"]:
         left.plot(rounds, [m["accuracy"][name] for m in metrics], marker="o", ms=3, label=name)
-    k = len(read_round(run, 0)["negatives"].iloc[0]) + 1
+    k = round_assignment(run, 0).shape[1] + 1
     left.axhline(1 / k, color="gray", ls="--", label=f"chance (1/{k})")
     left.xaxis.get_major_locator().set_params(integer=True)
     left.set(xlabel="round", ylabel="held-out accuracy (before swapping)", ylim=(0, 1.02),

@@ -12,7 +12,7 @@ from typing import Any, Callable, TypeVar
 
 import httpx
 
-from advfilter.errors import AdvfilterError
+from advfilter.core.errors import AdvfilterError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

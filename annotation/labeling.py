@@ -12,7 +12,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from advfilter.seeds import derive_seed
+from advfilter.core.seeds import derive_seed
 
 PLAUSIBLE, NONSENSE = "also plausible", "ungrammatical/nonsense"
 

@@ -12,14 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from advfilter.errors import RunError
-from advfilter.export import items, last_round
-from advfilter.store import RunStore, read_jsonl, write_json, write_jsonl
+from advfilter.core.errors import RunError
+from advfilter.core.layout import ANNOTATION_STATE, ANNOTATIONS_FILE, DECISIONS_FILE, items, last_round
+from advfilter.core.store import RunStore, read_jsonl, write_json, write_jsonl
 from annotation.agreement import ItemVerdict, fleiss_kappa, verdict
 from annotation.client import Server
 from annotation.labeling import label_config, make_task, read_answer, task_key
 
-STATE_FILE, ANNOTATIONS_FILE, DECISIONS_FILE = "annotation.json", "annotations.jsonl", "decisions.jsonl"
 
 
 @dataclass
@@ -42,7 +41,7 @@ class PullSummary:
 
 
 def _state(run: RunStore) -> dict[str, Any]:
-    path = run.path(STATE_FILE)
+    path = run.path(ANNOTATION_STATE)
     if not path.exists():
         raise RunError(f"{run.root}: nothing pushed yet; run advfilter annotate push first")
     return json.loads(path.read_text())
@@ -61,7 +60,7 @@ def push(run: RunStore, server: Server, round_n: int | None = None, project: str
         raise RunError(f"{run.root}: round {round_n} has no items to annotate")
     title = project or f"advfilter {run.root.name} {run.run_id}"
     proj = server.project(title, label_config(len(records[0]["endings"])), overlap)
-    write_json(run.path(STATE_FILE), {"url": server.url, "project": title, "project_id": proj.id,
+    write_json(run.path(ANNOTATION_STATE), {"url": server.url, "project": title, "project_id": proj.id,
                                       "round": round_n, "overlap": overlap})
     existing = {t.data.get("key") for t in server.tasks(proj.id)}
     seed = run.manifest.get("seed", 0)

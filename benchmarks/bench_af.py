@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from advfilter.af import initial_assignment, run_round, write_metrics, write_round
-from advfilter.config import FilterConfig
-from advfilter.store import RunStore
+from advfilter.core.config import FilterConfig
+from advfilter.core.store import RunStore
 from discriminators import Bank
 from discriminators.bank import MAX_WORDS, build_bank
 

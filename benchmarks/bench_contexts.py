@@ -11,10 +11,10 @@ import os
 import platform
 import time
 
-from advfilter.config import Config
+from advfilter.core.config import Config
 from advfilter.contexts import contexts_from_records
 from advfilter.demo import make_corpus
-from advfilter.nlp import load_pipeline
+from advfilter.core.nlp import load_pipeline
 from advfilter.sources import Story
 
 

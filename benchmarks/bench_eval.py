@@ -17,7 +17,8 @@ import time
 import numpy as np
 import torch
 
-from advfilter.evaluate import Scorer, batches, load_model, to_doc
+from advfilter.core.models import load_causal_lm
+from advfilter.evaluate import Scorer, batches, to_doc
 from advfilter.tiny import build_tiny_phi
 
 ENDINGS = ["picks up the rope and starts to jump.", "walks over to the table.",
@@ -34,7 +35,8 @@ def main() -> None:
                     "ctx_b": "The person", "endings": list(rng.permutation(ENDINGS)), "label": 0})
             for i in range(args.items)]
     with tempfile.TemporaryDirectory() as tmp:
-        scorer = Scorer(*load_model(str(build_tiny_phi(tmp))))
+        model, tok = load_causal_lm(str(build_tiny_phi(tmp)))
+        scorer = Scorer(model.eval(), tok)
         start = time.perf_counter()
         fast = [s for batch in batches(docs, args.batch_size) for s in scorer.loglikelihoods(batch)]
         fast_s = time.perf_counter() - start

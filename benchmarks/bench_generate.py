@@ -21,11 +21,11 @@ from pathlib import Path
 import ray
 import torch
 
-from advfilter.config import load_config
+from advfilter.core.config import load_config
 from advfilter.contexts import contexts_from_records
 from advfilter.demo import make_corpus
 from advfilter.generate import _fill_shards, fold_data, plan_shards
-from advfilter.nlp import load_pipeline
+from advfilter.core.nlp import load_pipeline
 from advfilter.sources import Story
 from generators import resolve
 from generators.distributed import ray_session

@@ -16,7 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from advfilter.export import items, last_round
-from advfilter.store import RunStore
+from advfilter.core.store import RunStore
 
 
 def probe_accuracy(records: list[dict], seed: int = 0) -> float:

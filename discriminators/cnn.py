@@ -2,32 +2,42 @@
 context (SWAG's context-indicator embedding), max-pooled over several window sizes."""
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+from pydantic import Field
 from torch import nn
 
-from discriminators.bank import Bank
-from discriminators.base import Discriminator, discriminators, masked_max
+from discriminators.bank import Bank, Batch
+from discriminators.base import Discriminator, DiscriminatorConfig, discriminators, masked_max
+from discriminators.inputs import Input
 
 WINDOWS = (2, 3, 4)
+WORDS = Input("words")
+
+
+class CNNConfig(DiscriminatorConfig):
+    embed_dim: int = Field(64, ge=1)
+    hidden_dim: int = Field(64, ge=1, description="filters per window size")
 
 
 @discriminators.register("cnn")
 class EndingCNN(Discriminator):
-    needs = frozenset({"words", "ctx_words"})
+    Config = CNNConfig
 
-    def __init__(self, bank: Bank, cfg: Any) -> None:
+    @classmethod
+    def needs(cls, cfg: CNNConfig) -> list[Input]:
+        return [WORDS]
+
+    def __init__(self, bank: Bank, cfg: CNNConfig) -> None:
         super().__init__(bank, cfg)
-        self.embed = nn.Embedding(bank.vocab_size, cfg.embed_dim, padding_idx=0)
+        self.embed = nn.Embedding(int(bank.get(WORDS).meta["vocab_size"]), cfg.embed_dim, padding_idx=0)
         self.in_context = nn.Embedding(2, 8)
         self.convs = nn.ModuleList(nn.Conv1d(cfg.embed_dim + 8, cfg.hidden_dim, w, padding=w - 1)
                                    for w in WINDOWS)
         self.dim = cfg.hidden_dim * len(WINDOWS)
         self.build_head()
 
-    def represent(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        words, ctx = batch["words"], batch["ctx_words"]
+    def represent(self, batch: Batch) -> torch.Tensor:
+        words, ctx = batch[WORDS]["words"].long(), batch[WORDS]["ctx_words"].long()
         seen = ((words[:, :, None] == ctx[:, None, :]) & (words[:, :, None] > 0)).any(-1)
         x = torch.cat([self.embed(words), self.in_context(seen.long())], dim=-1).transpose(1, 2)
         mask = words > 0

@@ -4,21 +4,33 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from discriminators.bank import Bank
-from discriminators.base import Discriminator, discriminators
+from discriminators.bank import Bank, Batch
+from discriminators.base import Discriminator, DiscriminatorConfig, discriminators
+from discriminators.inputs import Input
+
+LM = Input("lm")
+
+
+class MLPConfig(DiscriminatorConfig):
+    hidden_dim: int = Field(64, ge=1)
 
 
 @discriminators.register("mlp")
 class LMFeaturesMLP(Discriminator):
     """Inputs: log P(e|c), log P(e), their per-token means, their difference, lengths."""
 
-    needs = frozenset({"lm"})
+    Config = MLPConfig
 
-    def __init__(self, bank: Bank, cfg: Any) -> None:
+    @classmethod
+    def needs(cls, cfg: MLPConfig) -> list[Input]:
+        return [LM]
+
+    def __init__(self, bank: Bank, cfg: MLPConfig) -> None:
         super().__init__(bank, cfg)
-        feats = self._features(torch.from_numpy(bank.lm))
+        feats = self._features(torch.from_numpy(bank.get(LM).rows["lm"]))
         # Standardise with the whole run's statistics, fixed at construction.
         self.register_buffer("mean", feats.mean(0))
         self.register_buffer("std", feats.std(0).clamp_min(1e-6))
@@ -34,5 +46,5 @@ class LMFeaturesMLP(Discriminator):
         return torch.stack([cond, uncond, cond / tokens, uncond / tokens, cond - uncond,
                             tokens, ctx_tokens], dim=-1)
 
-    def represent(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.net((self._features(batch["lm"]) - self.mean) / self.std)
+    def represent(self, batch: Batch) -> torch.Tensor:
+        return self.net((self._features(batch[LM]["lm"]) - self.mean) / self.std)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from advfilter.registry import Registry
+from advfilter.core.registry import Registry
 
 
 @dataclass(frozen=True)

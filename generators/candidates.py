@@ -13,10 +13,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from advfilter.config import Config
-from advfilter.seeds import derive_seed
+from advfilter.core.config import Config
+from advfilter.core.seeds import derive_seed
 from generators.base import Context, Generator
-from generators.text import count_words, cut_at_sentence_end, normalize
+from advfilter.core.text import count_words, cut_at_sentence_end, normalize
 
 _FINAL = (".", "!", "?")
 CANDIDATE_COLUMNS = ["context_id", "ending", "is_gold", "lm_logprob", "lm_uncond_logprob",

@@ -14,19 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 import torch
 
-from advfilter.config import Config
-from advfilter.seeds import derive_seed
-from advfilter.store import atomic_dir, atomic_path
+from advfilter.core.config import Config
+from advfilter.core.seeds import derive_seed
+from advfilter.core.layout import shard_name, write_shard
+from advfilter.core.store import atomic_dir
 from generators.base import Context, resolve
 from generators.candidates import candidate_pools, candidate_table
 
 log = logging.getLogger(__name__)
-STATS_KEY = b"advfilter.shard"
 
 
 @dataclass(frozen=True)
@@ -124,22 +122,3 @@ class ShardWorker:
                  "candidates": int((~table["is_gold"]).sum()), "dropped": dict(sorted(dropped.items()))}
         write_shard(self.out_dir / shard_name(shard.index), table, stats)
         return stats
-
-
-def shard_name(index: int) -> str:
-    return f"part-{index:05d}.parquet"
-
-
-def write_shard(path: Path, table, stats: dict[str, Any]) -> None:
-    """Atomically write a shard with its stats in the Parquet metadata (no timings: the bytes
-    must not depend on when or where it ran)."""
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
-                                           STATS_KEY: json.dumps(stats, sort_keys=True).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
-
-
-def read_shard_stats(path: Path) -> dict[str, Any]:
-    """The stats a finished shard was written with."""
-    return json.loads(pq.read_schema(path).metadata[STATS_KEY])

@@ -16,22 +16,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from advfilter.hub import from_pretrained
-from advfilter.lm import continuation_logprobs
+from advfilter.core.models import load_causal_lm
+from advfilter.core.lm import continuation_logprobs
 from generators.base import Context, Generator, generators
 
 log = logging.getLogger(__name__)
 _SENTENCE_END = (".", "!", "?")
-
-
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _dtype(name: str) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    return getattr(torch, name)
 
 
 def prompt_of(context: Context) -> str:
@@ -49,20 +39,14 @@ class HFGenerator(Generator):
         self.tok = None
         self.finetuned = False
 
-    def _load(self, adapter: Path | None = None) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        remote = self.cfg.hf.trust_remote_code
-        self.tok = from_pretrained(AutoTokenizer, self.name_or_path, trust_remote_code=remote)
-        if self.tok.pad_token is None:
-            self.tok.pad_token = self.tok.eos_token
-        self.model = from_pretrained(AutoModelForCausalLM, self.name_or_path,
-                                     dtype=_dtype(self.cfg.hf.dtype), trust_remote_code=remote)
-        if adapter is not None:
-            from peft import PeftModel
-
-            self.model = PeftModel.from_pretrained(self.model, adapter)
-        self.model.to(_device()).eval()
+    def _load(self, adapter: Path | None = None, seed: int | None = None) -> None:
+        """The model (with a saved ``adapter``, or a fresh LoRA one when fine-tuning)."""
+        h = self.cfg.hf
+        self.model, self.tok = load_causal_lm(
+            self.name_or_path, adapter=adapter, dtype=h.dtype, device=h.device,
+            trust_remote_code=h.trust_remote_code, lora=h.lora if adapter is None and h.finetune else None,
+            seed=seed)
+        self.model.eval()
 
     # --- fitting (optional LoRA) --------------------------------------------------------
     def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
@@ -70,14 +54,8 @@ class HFGenerator(Generator):
         self.finetuned = self.cfg.hf.finetune
         if not self.finetuned:
             return {"finetuned": False}
-        from peft import LoraConfig, get_peft_model
-
         h = self.cfg.hf
-        torch.manual_seed(seed)
-        self._load()
-        self.model = get_peft_model(self.model, LoraConfig(
-            task_type="CAUSAL_LM", r=h.lora_r, lora_alpha=h.lora_alpha, lora_dropout=h.lora_dropout,
-            target_modules=h.lora_target_modules))
+        self._load(seed=seed)
         texts = [f"{prompt_of(c)} {c.ending}" for c in train]
         opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=h.finetune_lr)
         rng = np.random.default_rng(seed)

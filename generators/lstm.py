@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from generators.base import Context, Generator, generators
 from generators.sampling import draw
-from generators.text import detokenize, word_tokenize
+from advfilter.core.text import detokenize, word_tokenize
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from generators.base import Context, Generator, generators
-from generators.text import word_tokenize
+from advfilter.core.text import word_tokenize
 
 
 @generators.register("random")

@@ -8,8 +8,8 @@ from typing import Any, Callable
 import pytest
 from click.testing import CliRunner
 
-from advfilter.config import Config
-from advfilter.nlp import load_pipeline
+from advfilter.core.config import Config
+from advfilter.core.nlp import load_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -64,17 +64,18 @@ def label_studio(tmp_path_factory):
 
 FAST_RUN = {"generate.generator": "random", "generate.num_candidates": 8, "contexts.folds": 2,
             "generate.workers": 2, "filter.discriminators": ["mlp", "bow", "cnn"],
-            "filter.discriminator.epochs": 1, "filter.rounds": 3}
+            "filter.discriminator": {name: {"epochs": 1} for name in ("mlp", "bow", "cnn")},
+            "filter.ensemble.epochs": 1, "filter.rounds": 3}
 
 
 @pytest.fixture(scope="session")
 def generated_run(tmp_path_factory) -> Path:
     """A generated run (random generator) over a 40-video corpus; copy it before changing it."""
-    from advfilter.config import load_config
+    from advfilter.core.config import load_config
     from advfilter.contexts import build_contexts
     from advfilter.demo import make_corpus
     from advfilter.generate import generate_candidates
-    from advfilter.store import RunStore
+    from advfilter.core.store import RunStore
 
     root = tmp_path_factory.mktemp("generated")
     corpus = root / "train.json"
@@ -91,7 +92,7 @@ def copy_run(tmp_path):
     """copy_run(src) -> RunStore over a private copy of run directory ``src``."""
     import shutil
 
-    from advfilter.store import RunStore
+    from advfilter.core.store import RunStore
 
     def _copy(src: Path, name: str = "run") -> RunStore:
         shutil.copytree(src, tmp_path / name)

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advfilter.af import initial_assignment, read_metrics, read_round, swap
+from advfilter.af import initial_assignment, swap
 from advfilter.cli import main
-from advfilter.config import load_config
-from advfilter.errors import RunError
-from advfilter.export import items
+from advfilter.core.config import load_config
+from advfilter.core.errors import RunError
+from advfilter.core.layout import items, read_metrics, read_round
 from advfilter.filtering import adversarial_filter
-from advfilter.store import RunStore
+from advfilter.core.store import RunStore
 from conftest import FAST_RUN
 
 # --- the algorithm on hand-made scores ---------------------------------------------------
@@ -108,7 +108,8 @@ def test_export_places_the_gold_at_a_seeded_position_among_the_assigned_endings(
 def test_filter_export_and_report_commands(generated_run, copy_run, runner, tmp_path):
     run = copy_run(generated_run)
     result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "2",
-                                  "--discriminators", "mlp,bow", "--set", "filter.discriminator.epochs=1"])
+                                  "--discriminators", "mlp,bow", "--set", "filter.discriminator.mlp.epochs=1",
+                                  "--set", "filter.discriminator.bow.epochs=1", "--set", "filter.ensemble.epochs=1"])
     assert result.exit_code == 0, result.output
     assert result.stdout.count("round ") >= 2 and "ensemble=" in result.stdout
     out = tmp_path / "items.jsonl"
@@ -131,6 +132,7 @@ def test_an_unknown_discriminator_is_refused_before_the_stage_starts(generated_r
     run = copy_run(generated_run)
     result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "1", "--discriminators", "svm"])
     assert result.exit_code == 2 and "unknown discriminator 'svm'" in result.stderr
+    assert run.stage("filter") is None
     result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "1", "--discriminators", "mlp",
-                                  "--set", "filter.discriminator.epochs=1"])
+                                  "--set", "filter.discriminator.mlp.epochs=1"])
     assert result.exit_code == 0, result.output

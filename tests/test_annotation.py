@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from advfilter.cli import main
-from advfilter.config import load_config
+from advfilter.core.config import load_config
 from advfilter.export import items
 from advfilter.filtering import adversarial_filter
 from annotation.agreement import fleiss_kappa, verdict

@@ -6,20 +6,64 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advfilter.config import Config, load_config, parse_override
-from advfilter.errors import ConfigError
+from advfilter.core.config import Config, EvaluateConfig, FinetuneConfig, load_config, parse_override
+from advfilter.core.errors import ConfigError
+from discriminators import check_sections, discriminators
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+SCHEMAS = {"default.yaml": Config, "finetune_phi2.yaml": FinetuneConfig, "evaluate.yaml": EvaluateConfig}
+
+
+def load_shipped(path: Path):
+    """A shipped YAML validated whole: its schema, and each discriminator's own section."""
+    cfg = load_config(path, schema=SCHEMAS[path.name])
+    if isinstance(cfg, Config):
+        check_sections(cfg.filter.discriminator)
+    return cfg
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_shipped_config_validates(path):
-    load_config(path)
+def test_every_shipped_config_validates_with_no_unknown_key(path):
+    assert path.name in SCHEMAS, f"{path.name}: add its schema to SCHEMAS"
+    load_shipped(path)
 
 
-def test_default_yaml_spells_out_the_built_in_defaults():
-    assert yaml.safe_load(Path(CONFIGS[0].parent / "default.yaml").read_text()) == \
-        Config().model_dump()
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_opens_with_the_command_that_runs_it(path):
+    lines = path.read_text().splitlines()
+    assert lines[1].startswith("#   advfilter ")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_a_misspelt_key_in_a_shipped_config_is_named(path, tmp_path):
+    tree = yaml.safe_load(path.read_text())
+    section = "filter" if "filter" in tree else None
+    (tree[section] if section else tree)["bogus_key"] = 1
+    bad = tmp_path / path.name
+    bad.write_text(yaml.safe_dump(tree))
+    with pytest.raises(ConfigError, match=r"bogus_key: Extra inputs"):
+        load_shipped(bad)
+
+
+def test_a_misspelt_key_in_a_discriminator_section_is_named():
+    cfg = load_config(None, {"filter.discriminator.bert.learning_rate": 1e-5})
+    with pytest.raises(ConfigError, match=r"filter.discriminator.bert.learning_rate: Extra inputs"):
+        check_sections(cfg.filter.discriminator)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_yaml_spells_out_the_built_in_defaults(path):
+    tree = yaml.safe_load(path.read_text())
+    if SCHEMAS[path.name] is not Config:
+        assert tree == SCHEMAS[path.name]().model_dump()
+        return
+    sections = tree["filter"].pop("discriminator")
+    built_in = Config().model_dump()
+    built_in["filter"].pop("discriminator")
+    assert tree == built_in
+    for name, values in sections.items():  # each listed knob at its discriminator's default
+        defaults = discriminators.get(name).Config().model_dump()
+        assert {k: defaults[k] for k in values} == values, name
 
 
 def test_unknown_key_is_named(tmp_path):

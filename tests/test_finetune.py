@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 from advfilter.cli import main
 from advfilter.evaluate import to_doc
-from advfilter.finetune import FinetuneConfig, finetune
+from advfilter.core.config import FinetuneConfig, LoraSettings
+from advfilter.finetune import finetune
 
 ITEMS = [{"activity_label": "Cooking", "ctx_a": f"A cook number {i} stands at a stove.", "ctx_b": "the cook",
           "endings": ["stirs the soup in the pot.", "flies over the moon.", "sings to a rock.",
@@ -17,7 +18,7 @@ ITEMS = [{"activity_label": "Cooking", "ctx_a": f"A cook number {i} stands at a 
 
 
 def config(tiny_phi, **changes) -> FinetuneConfig:
-    base = dict(model=str(tiny_phi), lora_r=4, lora_alpha=8, lora_dropout=0.0, max_steps=6, lr=1e-2,
+    base = dict(model=str(tiny_phi), lora=LoraSettings(r=4, alpha=8, dropout=0.0), max_steps=6, lr=1e-2,
                 batch_size=4, grad_accum=1, save_every=2, eval_batch_size=8)
     return FinetuneConfig(**{**base, **changes})
 
@@ -94,7 +95,7 @@ def test_4bit_without_a_gpu_is_a_one_line_error(tiny_phi, tmp_path, runner):
     data.write_text("\n".join(json.dumps(r) for r in ITEMS))
     result = runner.invoke(main, ["finetune-phi2", "--data", str(data), "--model", str(tiny_phi),
                                   "--out", str(tmp_path / "o"), "--4bit"])
-    assert result.exit_code == 2 and "--4bit needs" in result.stderr
+    assert result.exit_code == 2 and "4-bit loading needs" in result.stderr
 
 
 def test_malformed_training_data_is_one_line_with_exit_2(tiny_phi, tmp_path, runner):

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from advfilter.cli import main
-from advfilter.config import load_config
+from advfilter.core.config import load_config
 from advfilter.contexts import build_contexts
 from advfilter.demo import make_corpus
-from advfilter.errors import RunError
+from advfilter.core.errors import RunError
 from advfilter.generate import generate_candidates
-from advfilter.store import RunStore
+from advfilter.core.store import RunStore
 
 TINY_LSTM = {"generate.lstm.embed_dim": 32, "generate.lstm.hidden_dim": 32,
              "generate.lstm.max_epochs": 12, "generate.lstm.lr": 0.02, "generate.num_candidates": 4,

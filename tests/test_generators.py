@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from advfilter.config import Config
+from advfilter.core.config import Config
 from generators import Context, resolve
 from generators.candidates import candidate_pools, candidate_table
 from generators.sampling import filter_logits
-from generators.text import count_words, cut_at_sentence_end, detokenize, normalize, word_tokenize
+from advfilter.core.text import count_words, cut_at_sentence_end, detokenize, normalize, word_tokenize
 
 FIVE = [
     Context("A man stands in a gym with a rope.", "The man", "skips over the rope very fast."),
@@ -160,7 +160,7 @@ def test_hf_scores_match_one_unpadded_forward_pass_per_ending(tiny_phi):
 
 def test_hf_lora_fit_lowers_the_loss_and_reloads_the_adapter(tiny_phi, tmp_path):
     gen, _ = make(f"hf:{tiny_phi}", hf={"finetune": True, "finetune_epochs": 8, "finetune_lr": 5e-3,
-                                        "lora_r": 4, "lora_alpha": 8, "finetune_batch_size": 5})
+                                        "lora": {"r": 4, "alpha": 8}, "finetune_batch_size": 5})
     stats = gen.fit(FIVE, FIVE[:2], seed=0)
     assert stats["last_loss"] < stats["first_loss"]
     gen.save(tmp_path)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from advfilter.errors import InputError
+from advfilter.core.errors import InputError
 from advfilter.sources import Item, Story, sources
 from conftest import anet_video
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from advfilter.config import load_config
+from advfilter.core.config import load_config
 from advfilter.contexts import CONTEXTS_FILE, build_contexts
-from advfilter.errors import InputError, RunError
-from advfilter.store import RunStore, atomic_path
+from advfilter.core.errors import InputError, RunError
+from advfilter.core.store import RunStore, atomic_path
 from conftest import anet_video
 
 GOOD = {"v1": anet_video("A woman is standing in a kitchen next to a stove.",

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 
 import click
 
-from advfilter.config import Config, load_config, parse_override
-from advfilter.errors import AdvfilterError, RunError
-from advfilter.store import RunStore
+from advfilter.core.config import Config, load_config, parse_override
+from advfilter.core.errors import AdvfilterError, RunError
+from advfilter.core.store import RunStore
 
 # Options that take one or more values (``--input a.json b.json``), which click cannot express.
 _MULTI_VALUE = ("--input",)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from advfilter.cli import RUN, main
-from advfilter.store import RunStore
+from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, run_config
+from advfilter.core.store import RunStore
 
 
 @main.group()
@@ -27,14 +27,19 @@ _URL = click.option("--url", metavar="URL", help="Label Studio server (default: 
 @click.option("--round", "round_n", type=int, help="Round to annotate (default: the last).")
 @click.option("--project", help="Project title (default: 'advfilter RUN_NAME RUN_ID').")
 @click.option("--limit", type=int, help="Push only the first K items.")
-@click.option("--overlap", type=int, default=1, show_default=True, help="Annotations wanted per task.")
+@click.option("--overlap", type=int, help="Annotations wanted per task (config: annotate.overlap; 1).")
+@CONFIG
+@SET
 def push(run_dir: Path, url: str | None, round_n: int | None, project: str | None,
-         limit: int | None, overlap: int) -> None:
+         limit: int | None, overlap: int | None, config_file: Path | None,
+         overrides: tuple[str, ...]) -> None:
     """Create or reuse the project and import the round's items; pushing again adds no duplicates."""
     from annotation.client import Server
     from annotation.workflow import push as do_push
 
-    s = do_push(RunStore(run_dir), Server(url), round_n, project, limit, overlap)
+    run = RunStore(run_dir)
+    a = run_config(run, config_file, overrides_of(overrides, annotate__overlap=overlap)).annotate
+    s = do_push(run, Server(url), round_n, project, limit, a.overlap, a.batch_size)
     click.echo(f"push: project '{s.project}' (id {s.project_id}): {s.imported} tasks imported, "
                f"{s.already_there} already there, {s.items} items")
 

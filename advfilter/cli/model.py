@@ -1,39 +1,51 @@
-"""``evaluate``, ``finetune-phi2`` and ``compare``: using the data set on a language model."""
+"""``evaluate``, ``finetune-phi2`` and ``compare``: using the data set on a language model.
+
+Each command reads its YAML config (``configs/evaluate.yaml``, ``configs/finetune_phi2.yaml``;
+built-in defaults equal them), applies the flags and ``--set`` overrides, and calls its recipe.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from advfilter.cli import main
-from advfilter.errors import RunError
+from advfilter.cli import SET, main, overrides_of
+from advfilter.core.config import EvaluateConfig, FinetuneConfig, load_config
+
+_YAML = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="YAML config (built-in defaults: the one in configs/).")
+
+
+def _fmt(row: dict) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
 
 
 @main.command()
-@click.option("--model", "model_name", required=True, metavar="NAME_OR_PATH",
-              help="Causal LM (e.g. microsoft/phi-2, or a local folder).")
-@click.option("--adapter", type=click.Path(file_okay=False, exists=True), help="LoRA adapter folder.")
+@click.option("--model", "model_name", metavar="NAME_OR_PATH",
+              help="Causal LM, e.g. microsoft/phi-2 or a local folder (config: model).")
+@click.option("--adapter", type=click.Path(file_okay=False, exists=True),
+              help="LoRA adapter folder (config: adapter).")
 @click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="HellaSwag-format JSONL (advfilter export, or HellaSwag itself).")
-@click.option("--split", help="Only records whose split field equals this.")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="Items per forward pass.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write results JSON here.")
-def evaluate(model_name: str, adapter: str | None, data: Path, split: str | None, batch_size: int,
-             output: Path | None) -> None:
+@click.option("--split", help="Only records whose split field equals this (config: split).")
+@click.option("--batch-size", type=int, help="Items per forward pass (config: batch_size; 16).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write results JSON (with the resolved config) here.")
+@_YAML
+@SET
+def evaluate(model_name: str | None, adapter: str | None, data: Path, split: str | None,
+             batch_size: int | None, output: Path | None, config_file: Path | None,
+             overrides: tuple[str, ...]) -> None:
     """Zero-shot acc / acc_norm, scored as lm-evaluation-harness scores HellaSwag."""
     from tqdm import tqdm
 
     from advfilter import evaluate as ev
-    from advfilter.store import write_json
+    from advfilter.core.store import write_json
 
-    docs = ev.read_docs(data, split)
-    model, tok = ev.load_model(model_name, adapter)
-    scorer = ev.Scorer(model, tok)
-    lls = []
-    for batch in tqdm(list(ev.batches(docs, batch_size)), desc="scoring", unit="batch", disable=None):
-        lls += scorer.loglikelihoods(batch)
-    results = {"model": model_name, "adapter": adapter, "data": str(data), "split": split,
-               **ev.summarize(docs, lls)}
+    cfg = load_config(config_file, overrides_of(overrides, model=model_name, adapter=adapter, split=split,
+                                                batch_size=batch_size), schema=EvaluateConfig)
+    with tqdm(desc="scoring", unit="item", disable=None) as bar:
+        results = ev.evaluate(cfg, data, on_batch=bar.update)
     click.echo(f"n={results['n']}  acc={results['acc']:.4f} ± {results['acc_stderr']:.4f}  "
                f"acc_norm={results['acc_norm']:.4f} ± {results['acc_norm_stderr']:.4f}")
     for group, rows in results["by"].items():
@@ -50,53 +62,46 @@ def evaluate(model_name: str, adapter: str | None, data: Path, split: str | None
 @click.option("--eval-data", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Validation JSONL (default: the data's validation split).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: adapter/, metrics.jsonl, metrics.json, checkpoint/.")
-@click.option("--model", default="microsoft/phi-2", show_default=True, help="Base model name or path.")
-@click.option("--objective", type=click.Choice(["lm", "mc"]), default="lm", show_default=True,
+              help="Output folder: adapter/, config.yaml, metrics.jsonl, metrics.json, checkpoint/.")
+@_YAML
+@click.option("--model", help="Base model name or path (config: model; microsoft/phi-2).")
+@click.option("--objective", type=click.Choice(["lm", "mc"]),
               help="lm: loss on the gold ending's tokens; mc: cross-entropy over the choices.")
-@click.option("--lora-r", type=int, default=16, show_default=True)
-@click.option("--lora-alpha", type=int, default=32, show_default=True, help="Usually 2 * r.")
-@click.option("--lora-dropout", type=float, default=0.05, show_default=True)
-@click.option("--epochs", type=int, default=1, show_default=True)
-@click.option("--max-steps", type=int, default=0, help="Optimizer steps (overrides --epochs).")
-@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--lora-r", type=int, help="LoRA rank (config: lora.r; 16).")
+@click.option("--lora-alpha", type=int, help="LoRA alpha, usually 2 * r (config: lora.alpha; 32).")
+@click.option("--lora-dropout", type=float, help="(config: lora.dropout; 0.05)")
+@click.option("--epochs", type=int, help="(config: epochs; 1)")
+@click.option("--max-steps", type=int, help="Optimizer steps, overrides --epochs (config: max_steps).")
+@click.option("--lr", type=float, help="(config: lr; 2e-4)")
 @click.option("--scheduler", type=click.Choice(["linear", "cosine", "cosine_with_restarts",
-                                                "reduce_lr_on_plateau"]), default="linear", show_default=True)
-@click.option("--warmup-steps", type=int, default=0, show_default=True)
-@click.option("--batch-size", type=int, default=4, show_default=True, help="Items per micro-batch.")
-@click.option("--grad-accum", type=int, default=4, show_default=True, help="Micro-batches per step.")
-@click.option("--save-every", type=int, default=50, show_default=True, help="Checkpoint every N steps.")
-@click.option("--4bit", "load_4bit", is_flag=True, help="Load the base model in 4 bits (GPU + bitsandbytes).")
+                                                "reduce_lr_on_plateau"]), help="(config: scheduler; linear)")
+@click.option("--warmup-steps", type=int, help="(config: warmup_steps; 0)")
+@click.option("--batch-size", type=int, help="Items per micro-batch (config: batch_size; 4).")
+@click.option("--grad-accum", type=int, help="Micro-batches per step (config: grad_accum; 4).")
+@click.option("--save-every", type=int, help="Checkpoint every N steps (config: save_every; 50).")
+@click.option("--4bit", "load_4bit", is_flag=True, default=None,
+              help="Load the base model in 4 bits (GPU + bitsandbytes; config: load_4bit).")
+@click.option("--seed", type=int, help="(config: seed; 0)")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.")
 @click.option("--wandb", "use_wandb", is_flag=True, help="Also log to Weights & Biases (offline unless configured).")
-@click.option("--seed", type=int, default=0, show_default=True)
-def finetune_phi2(data: Path, eval_data: Path | None, out: Path, model: str, objective: str,
-                  lora_r: int, lora_alpha: int, lora_dropout: float, epochs: int, max_steps: int,
-                  lr: float, scheduler: str, warmup_steps: int, batch_size: int, grad_accum: int,
-                  save_every: int, load_4bit: bool, resume: bool, use_wandb: bool, seed: int) -> None:
+@SET
+def finetune_phi2(data: Path, eval_data: Path | None, out: Path, config_file: Path | None,
+                  model: str | None, objective: str | None, lora_r: int | None, lora_alpha: int | None,
+                  lora_dropout: float | None, epochs: int | None, max_steps: int | None,
+                  lr: float | None, scheduler: str | None, warmup_steps: int | None,
+                  batch_size: int | None, grad_accum: int | None, save_every: int | None,
+                  load_4bit: bool | None, seed: int | None, resume: bool, use_wandb: bool,
+                  overrides: tuple[str, ...]) -> None:
     """LoRA fine-tuning (peft) of Phi-2's attention and MLP projections on exported items."""
-    import os
-    from dataclasses import asdict
+    from advfilter.finetune import finetune_recipe
 
-    from advfilter.finetune import FinetuneConfig, finetune, load_training_docs
-
-    cfg = FinetuneConfig(model=model, objective=objective, lora_r=lora_r, lora_alpha=lora_alpha,
-                         lora_dropout=lora_dropout, epochs=epochs, max_steps=max_steps, lr=lr,
-                         scheduler=scheduler, warmup_steps=warmup_steps, batch_size=batch_size,
-                         grad_accum=grad_accum, save_every=save_every, load_4bit=load_4bit, seed=seed)
-    train, valid = load_training_docs(data, eval_data)
-    log_fns = [lambda row: click.echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                for k, v in row.items()))]
-    if use_wandb:
-        try:
-            import wandb
-        except ImportError:
-            raise click.UsageError("--wandb needs the wandb package (pip install wandb)") from None
-        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
-        wandb.init(project="advfilter", dir=str(out), mode=mode, config=asdict(cfg))
-        log_fns.append(wandb.log)
-    summary = finetune(cfg, train, valid, out, resume=resume,
-                       on_log=lambda row: [fn(row) for fn in log_fns])
+    cfg = load_config(config_file, overrides_of(
+        overrides, model=model, objective=objective, lora__r=lora_r, lora__alpha=lora_alpha,
+        lora__dropout=lora_dropout, epochs=epochs, max_steps=max_steps, lr=lr, scheduler=scheduler,
+        warmup_steps=warmup_steps, batch_size=batch_size, grad_accum=grad_accum, save_every=save_every,
+        load_4bit=load_4bit, seed=seed), schema=FinetuneConfig)
+    summary = finetune_recipe(cfg, data, out, eval_data, resume, use_wandb,
+                              on_log=lambda row: click.echo(_fmt(row)))
     click.echo(f"finetune: {summary['steps']} steps; loss {summary['first_loss']:.4f} -> "
                f"{summary['last_loss']:.4f}; eval acc={summary['eval_acc']} "
                f"acc_norm={summary['eval_acc_norm']}; adapter in {out / 'adapter'}")
@@ -107,21 +112,6 @@ def finetune_phi2(data: Path, eval_data: Path | None, out: Path, model: str, obj
 @click.argument("run_b", type=click.Path(file_okay=False, exists=True, path_type=Path))
 def compare(run_a: Path, run_b: Path) -> None:
     """Side-by-side table of two fine-tuning runs (their OUT folders)."""
-    import json
+    from advfilter.finetune import compare_table
 
-    rows = []
-    for path in (run_a, run_b):
-        if not (path / "metrics.json").exists():
-            raise RunError(f"{path}: no metrics.json; is it a finetune-phi2 output folder?")
-        rows.append(json.loads((path / "metrics.json").read_text()))
-    keys = ["steps", "first_loss", "last_loss", "min_loss", "eval_acc", "eval_acc_norm"]
-    keys += [f"config.{k}" for k in rows[0]["config"]]
-
-    def value(row: dict, key: str) -> str:
-        v = row["config"].get(key[7:]) if key.startswith("config.") else row.get(key)
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-    click.echo(f"{'':24} {str(run_a):>28} {str(run_b):>28}")
-    for key in keys:
-        a, b = value(rows[0], key), value(rows[1], key)
-        click.echo(f"{key:24} {a:>28} {b:>28}{'' if a == b else '  *'}")
+    click.echo(compare_table(run_a, run_b))

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, run_config
-from advfilter.config import load_config
+from advfilter.core.config import load_config
 from advfilter.sources import sources
-from advfilter.store import RunStore
+from advfilter.core.store import RunStore
 
 if TYPE_CHECKING:  # the stages import spaCy, torch and Ray: only when a command runs
     from advfilter.contexts import ContextsSummary

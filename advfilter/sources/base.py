@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Union
 
-from advfilter.errors import InputError
-from advfilter.registry import Registry
+from advfilter.core.errors import InputError
+from advfilter.core.registry import Registry
 
 
 @dataclass(frozen=True)

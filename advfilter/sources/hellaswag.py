@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from advfilter.errors import InputError
+from advfilter.core.errors import InputError
 from advfilter.sources.base import Item, iter_json_lines, require_keys, require_text, sources
 
 _KEYS = ("ind", "activity_label", "ctx_a", "ctx_b", "endings", "label", "source_id")

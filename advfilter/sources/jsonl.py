@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from advfilter.errors import InputError
+from advfilter.core.errors import InputError
 from advfilter.sources.base import (
     Item, Record, Story, iter_json_lines, require_sentences, require_text, sources,
 )

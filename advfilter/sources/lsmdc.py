@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from advfilter.errors import InputError
+from advfilter.core.errors import InputError
 from advfilter.sources.base import Story, read_text, require_text, sources
 
 _CLIP = re.compile(r"^(?P<movie>.+?)_\d+\.\d+\.\d+\.\d+-\d+\.\d+\.\d+\.\d+$")

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Iterator
 
-from advfilter.errors import InputError
+from advfilter.core.errors import InputError
 from advfilter.sources.base import Item, read_text, require_text, sources
 
 _COLUMNS = ("video-id", "fold-ind", "sent1", "sent2", "ending0", "ending1", "ending2", "ending3",

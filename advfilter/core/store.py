@@ -17,11 +17,12 @@ import platform
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from advfilter.errors import RunError
+from advfilter.core.errors import RunError
 
 MANIFEST = "manifest.json"
 _VERSIONED = ("advfilter", "spacy", "torch", "transformers", "pandas", "pyarrow", "numpy", "ray")
@@ -161,48 +162,31 @@ class RunStore:
         """The manifest entry of a finished stage, or None."""
         return self.manifest.get("stages", {}).get(name)
 
-    def require_done(self, name: str, hint: str) -> dict[str, Any]:
-        """The entry of finished stage ``name``; RunError with ``hint`` if it has not finished."""
-        entry = self.stage(name)
-        if entry is None or entry.get("status") != "done":
-            raise RunError(f"{self.root}: no finished {name} stage; {hint}")
-        return entry
+    def open_stage(self, name: str, settings: dict[str, Any], after: str | None = None,
+                   hint: str = "") -> "Stage":
+        """The bookkeeping of stage ``name``, in one call.
 
-    def check_stage(self, name: str, stage_fingerprint: str, detail: dict[str, Any]) -> bool:
-        """True if stage ``name`` already finished with this fingerprint (reuse it).
-
-        False if it has not started, or started with this fingerprint and did not finish
-        (resume it). Raises RunError if it started with a different one: the caller asked for
-        other settings or inputs than the run was made with.
+        ``after`` names the upstream stage, which must have finished (else RunError with
+        ``hint``); its fingerprint joins ``settings`` in what this stage depends on. Raises
+        RunError if the stage was started or finished with other settings or inputs (naming
+        the keys that changed), so a run never mixes configs.
         """
+        depends_on = dict(settings)
+        if after is not None:
+            upstream = self.stage(after)
+            if upstream is None or upstream.get("status") != "done":
+                raise RunError(f"{self.root}: no finished {after} stage; {hint}")
+            depends_on[after] = upstream["fingerprint"]
+        stage = Stage(self, name, depends_on, fingerprint(depends_on))
         done = self.stage(name)
-        if done is None:
-            return False
-        if done["fingerprint"] == stage_fingerprint:
-            return done["status"] == "done"
-        changed = sorted(
-            key for key in set(detail) | set(done["depends_on"])
-            if detail.get(key) != done["depends_on"].get(key)
-        )
-        raise RunError(
-            f"{self.root}: stage {name!r} was made with other settings "
-            f"(changed: {', '.join(changed) or 'upstream stage'}); "
-            "use a new --out or pass --overwrite"
-        )
-
-    def begin_stage(self, name: str, stage_fingerprint: str, depends_on: dict[str, Any]) -> None:
-        """Record that a resumable stage started, so partial outputs are tied to its settings."""
-        self._write_stage(name, stage_fingerprint, depends_on, "running", {})
-
-    def finish_stage(
-        self,
-        name: str,
-        stage_fingerprint: str,
-        depends_on: dict[str, Any],
-        outputs: dict[str, Any],
-    ) -> None:
-        """Record a finished stage in the manifest (atomically), with what it depended on."""
-        self._write_stage(name, stage_fingerprint, depends_on, "done", outputs)
+        if done is not None and done["fingerprint"] != stage.fingerprint:
+            changed = sorted(key for key in set(depends_on) | set(done["depends_on"])
+                             if depends_on.get(key) != done["depends_on"].get(key))
+            raise RunError(
+                f"{self.root}: stage {name!r} was made with other settings "
+                f"(changed: {', '.join(changed) or 'upstream stage'}); "
+                "use a new --out or pass --overwrite")
+        return stage
 
     def _write_stage(self, name: str, stage_fingerprint: str, depends_on: dict[str, Any],
                      status: str, outputs: dict[str, Any]) -> None:
@@ -224,3 +208,27 @@ class RunStore:
             inputs=inputs,
             versions=package_versions(),
         )
+
+
+@dataclass
+class Stage:
+    """One stage of a run: what it depends on, and its manifest entry once finished."""
+
+    run: RunStore
+    name: str
+    depends_on: dict[str, Any]
+    fingerprint: str
+
+    @property
+    def done(self) -> dict[str, Any] | None:
+        """The finished entry made with these settings (reuse it), else None."""
+        entry = self.run.stage(self.name)
+        return entry if entry and entry["status"] == "done" and entry["fingerprint"] == self.fingerprint else None
+
+    def begin(self) -> None:
+        """Record that the stage started, so partial outputs are tied to its settings."""
+        self.run._write_stage(self.name, self.fingerprint, self.depends_on, "running", {})
+
+    def finish(self, outputs: dict[str, Any]) -> None:
+        """Record the finished stage and its ``outputs`` in the manifest (atomically)."""
+        self.run._write_stage(self.name, self.fingerprint, self.depends_on, "done", outputs)

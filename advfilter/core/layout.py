@@ -1,0 +1,182 @@
+"""The files of a run directory: their names, and readers and writers for each.
+
+This module alone knows where a stage's output lives. It needs only pandas and pyarrow, so
+``export``, ``report`` and ``annotate`` turn a round into text without torch, Ray or spaCy.
+
+Rows of a run are laid out context by context, in candidate-shard order: the gold ending
+first, then the candidate pool, so the rows of context ``i`` are ``offsets[i]:offsets[i+1]``
+and pool index ``j`` (what a round's assignment stores) is row ``offsets[i] + 1 + j``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from advfilter.core.errors import RunError
+from advfilter.core.seeds import derive_seed
+from advfilter.core.store import RunStore, atomic_path, read_jsonl, write_jsonl
+
+CONTEXTS_FILE = "contexts.parquet"
+CANDIDATES_DIR = "candidates"
+MODELS_DIR = "generators"  # fitted generators, one folder per fold
+AF_DIR = "af"
+METRICS_FILE = f"{AF_DIR}/metrics.jsonl"
+BANK_DIR = f"{AF_DIR}/bank"  # cached discriminator inputs, one .npz per input
+PROBE_FILE = f"{AF_DIR}/probe.jsonl"
+ANNOTATION_STATE = "annotation.json"
+ANNOTATIONS_FILE = "annotations.jsonl"
+DECISIONS_FILE = "decisions.jsonl"
+
+LM_COLUMNS = ["lm_logprob", "lm_uncond_logprob", "ending_tokens", "context_tokens"]
+_SHARD_STATS = b"advfilter.shard"
+
+
+# --- contexts ------------------------------------------------------------------------------
+def read_contexts(run: RunStore) -> pd.DataFrame:
+    """The contexts table (``id, source, input_file, video_id, fold, activity_label, ctx_a,
+    ctx_b, ending``)."""
+    return pd.read_parquet(run.path(CONTEXTS_FILE))
+
+
+def write_contexts(run: RunStore, table: pd.DataFrame) -> None:
+    with run.atomic(CONTEXTS_FILE) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+# --- candidate shards ----------------------------------------------------------------------
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def shard_paths(run: RunStore) -> list[Path]:
+    """The finished candidate shards of a run, in index order."""
+    return sorted(run.path(CANDIDATES_DIR).glob("part-*.parquet"))
+
+
+def write_shard(path: Path, table: pd.DataFrame, stats: dict[str, Any]) -> None:
+    """Atomically write a shard with its stats in the Parquet metadata (no timings: the bytes
+    must not depend on when or where it ran)."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                           _SHARD_STATS: json.dumps(stats, sort_keys=True).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+
+
+def read_shard_stats(path: Path) -> dict[str, Any]:
+    """The stats a finished shard was written with."""
+    return json.loads(pq.read_schema(path).metadata[_SHARD_STATS])
+
+
+@dataclass
+class Rows:
+    """Every ending of a run in row order (see the module docstring)."""
+
+    context_ids: np.ndarray  # (C,) str
+    offsets: np.ndarray  # (C + 1,) int64
+    table: pd.DataFrame  # one row per ending: ``ending`` and any columns asked for
+
+    @property
+    def endings(self) -> list[str]:
+        return self.table["ending"].tolist()
+
+    @property
+    def pool_sizes(self) -> np.ndarray:
+        return np.diff(self.offsets) - 1
+
+    def row_context(self, rows: np.ndarray) -> np.ndarray:
+        """The context index of each row."""
+        return np.searchsorted(self.offsets, rows, side="right") - 1
+
+
+def read_rows(run: RunStore, columns: Sequence[str] = ()) -> Rows:
+    """All candidate shards of a run as ``Rows`` (``ending`` plus ``columns``)."""
+    wanted = ["context_id", "ending", "is_gold", *[c for c in columns if c != "ending"]]
+    paths = shard_paths(run)
+    if not paths:
+        raise RunError(f"{run.root}: no {CANDIDATES_DIR}/part-*.parquet; run advfilter generate first")
+    shards = pd.concat([pq.read_table(p, columns=wanted).to_pandas() for p in paths], ignore_index=True)
+    # contexts in order of first appearance; within a context the gold first, pool order kept
+    first = shards.groupby("context_id", sort=False).ngroup()
+    shards = shards.assign(_c=first, _g=~shards["is_gold"]).sort_values(["_c", "_g"], kind="stable")
+    sizes = shards.groupby("_c", sort=True).size().to_numpy()
+    ids = shards["context_id"].to_numpy()[np.concatenate([[0], np.cumsum(sizes)[:-1]])]
+    table = shards.drop(columns=["_c", "_g", "context_id", "is_gold"]).reset_index(drop=True)
+    return Rows(ids, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), table)
+
+
+# --- rounds of Adversarial Filtering -------------------------------------------------------
+def round_file(r: int) -> str:
+    return f"{AF_DIR}/round-{r:02d}.parquet"
+
+
+def read_round(run: RunStore, r: int) -> pd.DataFrame:
+    """The assignment table of round ``r`` (``context_id``, ``negatives``: pool indices, -1
+    for a context whose pool is too small)."""
+    return pd.read_parquet(run.path(round_file(r)))
+
+
+def round_assignment(run: RunStore, r: int) -> np.ndarray:
+    """Round ``r``'s assignment as a (contexts × negatives) int32 array."""
+    return np.stack(read_round(run, r)["negatives"].to_numpy()).astype(np.int32)
+
+
+def write_round(run: RunStore, r: int, context_ids: np.ndarray, assignment: np.ndarray) -> None:
+    table = pd.DataFrame({"context_id": context_ids, "negatives": list(assignment)})
+    with run.atomic(round_file(r)) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def read_metrics(run: RunStore) -> list[dict[str, Any]]:
+    """One row per finished round, from ``af/metrics.jsonl``."""
+    return read_jsonl(run.path(METRICS_FILE))
+
+
+def write_metrics(run: RunStore, rows: list[dict[str, Any]]) -> None:
+    """Rewrite ``metrics.jsonl`` atomically with ``rows`` (one line per round)."""
+    write_jsonl(run.path(METRICS_FILE), rows)
+
+
+def last_round(run: RunStore) -> int:
+    """The newest round with both its assignment and metrics on disk (0 before any round)."""
+    rounds = [m["round"] for m in read_metrics(run) if run.path(round_file(m["round"])).exists()]
+    return max(rounds, default=0)
+
+
+# --- items: a round as text ----------------------------------------------------------------
+def items(run: RunStore, round_n: int | None = None, split: str = "train") -> Iterator[dict[str, Any]]:
+    """HellaSwag-style items of round ``round_n`` (default: the last), gold at a seeded position.
+
+    Contexts whose pool was too small to assign negatives are left out.
+    """
+    round_n = last_round(run) if round_n is None else round_n
+    if not run.path(round_file(round_n)).exists():
+        raise RunError(f"{run.root}: round {round_n} has no {round_file(round_n)}; run filter first")
+    rows = read_rows(run)
+    texts = rows.endings
+    row_of = {cid: i for i, cid in enumerate(rows.context_ids)}
+    contexts = read_contexts(run).set_index("id")
+    seed = run.manifest.get("seed", 0)
+    assignment = read_round(run, round_n)
+    ind = 0
+    for cid, negatives in zip(assignment["context_id"], assignment["negatives"]):
+        if negatives[0] < 0:
+            continue
+        start = rows.offsets[row_of[cid]]
+        row = contexts.loc[cid]
+        endings = [texts[start + 1 + j] for j in negatives]
+        label = derive_seed(seed, "export", cid) % (len(endings) + 1)
+        endings.insert(label, texts[start])
+        yield {"ind": ind, "activity_label": row["activity_label"], "ctx_a": row["ctx_a"],
+               "ctx_b": row["ctx_b"], "ctx": f"{row['ctx_a']} {row['ctx_b']}", "endings": endings,
+               "label": label, "source_id": f"{row['source']}~{row['video_id']}", "split": split,
+               "split_type": "indomain", "context_id": cid, "round": round_n,
+               "video_id": row["video_id"], "fold": int(row["fold"])}
+        ind += 1

