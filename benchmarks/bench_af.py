@@ -24,32 +24,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advfilter.af import initial_assignment, run_round, write_metrics, write_round
+from advfilter.af import initial_assignment, run_round
 from advfilter.core.config import FilterConfig
+from advfilter.core.layout import LM_COLUMNS, Rows, read_rows, write_metrics, write_round
 from advfilter.core.store import RunStore
-from discriminators import Bank
-from discriminators.bank import MAX_WORDS, build_bank
+from discriminators import Bank, configured
+from discriminators.inputs import Arrays, Corpus, Input
 
 WORDS = "the a man woman boy girl ball rope cake dog runs jumps picks puts holds throws " \
         "slowly quickly over under into onto with near table floor water camera".split()
 
 
-def synthetic_bank(contexts: int, pool: int, seed: int = 0) -> Bank:
-    """Random word, POS and LM arrays; gold rows lean on a few words so models have signal."""
+def synthetic_bank(contexts: int, pool: int, cfg: FilterConfig, seed: int = 0) -> Bank:
+    """Endings of random words with random LM features, every input the config needs built
+    (POS tags made up from the word ids: no spaCy here), so a round times the models alone."""
     rng = np.random.default_rng(seed)
     rows = contexts * (pool + 1)
     lengths = rng.integers(5, 20, rows)
-    words = rng.integers(1, 5000, (rows, MAX_WORDS)).astype(np.int32)
-    words[np.arange(MAX_WORDS)[None] >= lengths[:, None]] = 0
-    gold = np.arange(0, rows, pool + 1)
-    words[gold, 0] = rng.integers(1, 50, len(gold))
-    pos = np.where(words > 0, rng.integers(1, 40, words.shape), 0).astype(np.int16)
-    lm = np.stack([-rng.gamma(8, 3, rows), -rng.gamma(8, 3, rows), lengths, np.full(rows, 15)],
-                  axis=1).astype(np.float32)
-    ctx = rng.integers(1, 5000, (contexts, MAX_WORDS)).astype(np.int32)
-    return Bank(np.array([f"c{i:07d}" for i in range(contexts)]),
-                np.arange(0, rows + 1, pool + 1, dtype=np.int64), words, ctx, lm,
-                vocab_size=5000, pos=pos, pos_size=40)
+    vocab = np.array(WORDS)
+    table = pd.DataFrame({"ending": [" ".join(vocab[rng.integers(0, len(vocab), k)]) + "." for k in lengths]})
+    table[LM_COLUMNS] = np.stack([-rng.gamma(8, 3, rows), -rng.gamma(8, 3, rows), lengths,
+                                  np.full(rows, 15)], axis=1).astype(np.float32)
+    corpus = Corpus(Rows(np.array([f"c{i:07d}" for i in range(contexts)]),
+                         np.arange(0, rows + 1, pool + 1, dtype=np.int64), table),
+                    np.full(contexts, "A man walks into a large gym."), np.full(contexts, "The man"))
+    return build_inputs(Bank(corpus), cfg)
+
+
+def build_inputs(bank: Bank, cfg: FilterConfig) -> Bank:
+    """Build every input the chosen discriminators need; POS tags are made up from word ids."""
+    for _, cls, member_cfg in configured(cfg.discriminators, cfg.discriminator):
+        for inp in cls.needs(member_cfg):
+            if inp.feature == "pos":
+                words = bank.get(Input("words")).rows["words"]
+                bank.put(inp, Arrays({"pos": np.where(words > 0, 1 + words % 40, 0).astype(np.int16)},
+                                     meta={"pos_size": 41}))
+            else:
+                bank.get(inp)
+    return bank
 
 
 def one_round(bank: Bank, cfg: FilterConfig, root: Path) -> dict[str, float]:
@@ -66,6 +78,12 @@ def one_round(bank: Bank, cfg: FilterConfig, root: Path) -> dict[str, float]:
     m = result.metrics
     return {"round_s": round_s, "train_s": m["train_s"], "score_s": m["score_s"],
             "bookkeeping_s": round_s - m["train_s"] - m["score_s"]}
+
+
+def epochs_config(epochs: int) -> FilterConfig:
+    """The default shallow ensemble, every model trained for ``epochs`` epochs a round."""
+    names = FilterConfig().discriminators
+    return FilterConfig(discriminator={n: {"epochs": epochs} for n in names}, ensemble={"epochs": epochs})
 
 
 def memory_probe(contexts: int, pool: int) -> None:
@@ -87,10 +105,9 @@ def memory_probe(contexts: int, pool: int) -> None:
                 shards / f"part-{s:05d}.parquet", index=False)
         del endings
         table = pd.DataFrame({"id": ids, "ctx_a": "A man walks into a large gym.", "ctx_b": "The man"})
-        bank = build_bank(table, sorted(shards.glob("*.parquet")))
-        bank.pos = np.where(bank.words > 0, 1 + bank.words % 40, 0).astype(np.int16)  # no spaCy here
-        bank.pos_size = 41
-        one_round(bank, FilterConfig(discriminator={"epochs": 1}), Path(tmp) / "run")
+        cfg = epochs_config(1)
+        bank = build_inputs(Bank(Corpus.of(read_rows(RunStore(tmp), LM_COLUMNS), table)), cfg)
+        one_round(bank, cfg, Path(tmp) / "run")
     print(json.dumps({"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 
 
@@ -104,11 +121,11 @@ def main() -> None:
     if args.memory_probe:
         memory_probe(*args.memory_probe)
         return
-    cfg = FilterConfig(discriminator={"epochs": args.epochs})
+    cfg = epochs_config(args.epochs)
     figures: dict[str, float | str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for scale in (1, 4):
-            parts = one_round(synthetic_bank(args.contexts * scale, args.pool), cfg,
+            parts = one_round(synthetic_bank(args.contexts * scale, args.pool, cfg), cfg,
                               Path(tmp) / f"x{scale}")
             print(f"{args.contexts * scale} contexts x {args.pool}: "
                   + ", ".join(f"{k}={v:.2f}" for k, v in parts.items()))

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from advfilter.export import items, last_round
+from advfilter.core.layout import items, last_round
 from advfilter.core.store import RunStore
 
 

@@ -62,6 +62,10 @@ class Bank:
                 self._arrays[inp] = arrays
         return self._arrays[inp]
 
+    def put(self, inp: Input, arrays: Arrays) -> None:
+        """Use ``arrays`` for ``inp`` in memory (benchmarks supply synthetic inputs this way)."""
+        self._arrays[inp] = arrays
+
     def batch(self, inputs: list[Input], rows: np.ndarray, device: torch.device | str = "cpu") -> Batch:
         """Tensors of ``inputs`` for ``rows`` (per-context arrays indexed by each row's context)."""
         owners = self.row_context(rows)

@@ -10,7 +10,7 @@ import pytest
 
 from advfilter.cli import main
 from advfilter.core.config import load_config
-from advfilter.export import items
+from advfilter.core.layout import items
 from advfilter.filtering import adversarial_filter
 from annotation.agreement import fleiss_kappa, verdict
 from annotation.client import AnnotationError, Server

@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 from advfilter.cli import main
 from advfilter.evaluate import to_doc
-from advfilter.core.config import FinetuneConfig, LoraSettings
+from advfilter.core.config import FinetuneConfig, LoraSettings, load_config
+from advfilter.core.models import lora_targets
 from advfilter.finetune import finetune
 
 ITEMS = [{"activity_label": "Cooking", "ctx_a": f"A cook number {i} stands at a stove.", "ctx_b": "the cook",
@@ -82,6 +83,8 @@ def test_cli_trains_evaluates_with_the_adapter_and_compares_two_runs(tiny_phi, t
     for name, scheduler in (("a", "cosine"), ("b", "reduce_lr_on_plateau")):
         result = runner.invoke(main, [*common, "--out", str(tmp_path / name), "--scheduler", scheduler])
         assert result.exit_code == 0, result.output
+    saved = load_config(tmp_path / "a" / "config.yaml", schema=FinetuneConfig)  # ready for --config
+    assert (saved.lora.r, saved.scheduler, saved.max_steps) == (4, "cosine", 2)
     evaluated = runner.invoke(main, ["evaluate", "--model", str(tiny_phi), "--adapter",
                                      str(tmp_path / "a" / "adapter"), "--data", str(data)])
     assert evaluated.exit_code == 0 and "acc_norm=" in evaluated.stdout
@@ -104,3 +107,16 @@ def test_malformed_training_data_is_one_line_with_exit_2(tiny_phi, tmp_path, run
     result = runner.invoke(main, ["finetune-phi2", "--data", str(data), "--model", str(tiny_phi),
                                   "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and f"{data}: line 2: malformed JSON" in result.stderr
+
+
+@pytest.mark.parametrize("model_type, expected", [
+    ("phi", ["q_proj", "k_proj", "v_proj", "dense", "fc1", "fc2"]),
+    ("gpt2", ["c_attn", "c_proj", "c_fc"]),
+    ("some-new-architecture", "all-linear"),
+])
+def test_lora_targets_follow_the_architecture_unless_configured(model_type, expected):
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(config=SimpleNamespace(model_type=model_type))
+    assert lora_targets(model, LoraSettings()) == expected
+    assert lora_targets(model, LoraSettings(target_modules=["q_proj"])) == ["q_proj"]

@@ -87,7 +87,7 @@ def generate(source: str, inputs: tuple[Path, ...], out: Path, config_file: Path
 @main.command(name="filter")
 @RUN
 @click.option("--rounds", type=int, help="Rounds of Algorithm 1 (config: filter.rounds; default 20).")
-@click.option("--discriminators", metavar="A,B,...", help="Comma-separated: mlp,bow,cnn,bilstm,bert.")
+@click.option("--discriminators", metavar="A,B,...", help="Comma-separated: mlp, bow, cnn, bilstm, aflite, bert (config: filter.discriminators).")
 @click.option("--negatives", type=int, help="Negatives per item (config: filter.negatives; default 3).")
 @click.option("--max-swaps", type=int, help="Swaps per test context and round (default 2).")
 @click.option("--driver", type=click.Choice(["ensemble", "best"]), help="Model that drives swaps.")
