@@ -107,11 +107,14 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
 
 
 def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cfg: FilterConfig,
-              seed: int, progress: Callable[[str], None] = lambda _: None) -> RoundResult:
+              seed: int, progress: Callable[[str], None] = lambda _: None,
+              score_rows: Callable[[str, Discriminator, np.ndarray], np.ndarray] | None = None
+              ) -> RoundResult:
     """One round of Algorithm 1 over the ``active`` contexts (bank indices with a full pool).
 
     ``assignment`` has a row per bank context; rows of inactive contexts are never read.
-    ``progress`` is called before each model trains and before the pools are scored.
+    ``progress`` is called before each model trains and before the pools are scored;
+    ``score_rows(name, model, rows)`` scores the pools (default: in this process).
     """
     timings = {"train_s": 0.0, "score_s": 0.0}
     members = configured(cfg.discriminators, cfg.discriminator)
@@ -137,7 +140,7 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     t = time.perf_counter()
     starts, ends = bank.offsets[test], bank.offsets[test + 1]
     rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
-    flat = score(models[driver], bank, rows)
+    flat = (score_rows or (lambda _, model, rows: score(model, bank, rows)))(driver, models[driver], rows)
     timings["score_s"] += time.perf_counter() - t
     t = time.perf_counter()
     cuts = np.cumsum(ends - starts)[:-1]

@@ -17,6 +17,7 @@ from advfilter.core.layout import (
 )
 from advfilter.core.models import resolve_device
 from advfilter.core.store import RunStore
+from advfilter.pool_scoring import ScoreRows, pool_scorer
 from discriminators import Bank, configured
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,30 @@ class FilterSummary:
     resumed_from: int
     seconds: float
     reused: bool = False
+    stopped: str = ""  # why it stopped before --rounds ("" if it ran them all)
+
+
+def chance(f: FilterConfig) -> float:
+    return 1 / (f.negatives + 1)
+
+
+def below_chance(accuracy: dict[str, float], f: FilterConfig) -> list[str]:
+    """Discriminators scoring below chance by more than ``filter.stop.margin``: an overshoot
+    (negatives more typical than the gold), an artifact of filtering, not success."""
+    return [name for name, acc in accuracy.items() if acc < chance(f) - f.stop.margin]
+
+
+def stop_reason(metrics: list[dict[str, Any]], f: FilterConfig) -> str:
+    """Why filtering should stop after these rounds, or "" to go on: the driver within
+    ``stop.margin`` of chance for ``stop.patience`` rounds, or a round changing fewer than
+    ``min_changed`` of the contexts."""
+    if metrics and metrics[-1]["changed_frac"] < f.min_changed:
+        return f"round {metrics[-1]['round']} changed fewer than {f.min_changed:.0%} of the contexts"
+    tail = metrics[-f.stop.patience:]
+    if len(tail) == f.stop.patience and all(
+            abs(m["accuracy"][m["driver"]] - chance(f)) <= f.stop.margin for m in tail):
+        return f"the driver stayed within {f.stop.margin} of chance for {f.stop.patience} rounds"
+    return ""
 
 
 def filter_settings(f: FilterConfig) -> dict[str, Any]:
@@ -39,7 +64,8 @@ def filter_settings(f: FilterConfig) -> dict[str, Any]:
     Raises ConfigError for an unknown discriminator name or key, before anything is recorded.
     """
     members = configured(f.discriminators, f.discriminator)
-    settings = f.model_dump(exclude={"rounds", "threads", "min_changed", "device", "discriminator"})
+    settings = f.model_dump(exclude={"rounds", "threads", "min_changed", "device", "discriminator",
+                                     "stop", "probe_every", "score_workers"})
     settings["discriminator"] = {name: c.model_dump() for name, _, c in members}
     return settings
 
@@ -63,16 +89,19 @@ def prepare_bank(cfg: FilterConfig, run: RunStore) -> Bank:
 
 
 def adversarial_filter(cfg: Config, run: RunStore,
-                       on_round: Callable[[dict[str, Any]], None] = lambda _: None) -> FilterSummary:
-    """Run (or resume, or extend) Adversarial Filtering up to ``cfg.filter.rounds`` rounds."""
+                       on_round: Callable[[dict[str, Any]], None] = lambda _: None,
+                       ray_address: str | None = None) -> FilterSummary:
+    """Run (or resume, or extend) Adversarial Filtering up to ``cfg.filter.rounds`` rounds,
+    stopping early by ``filter.stop``; pools are scored on Ray actors with
+    ``filter.score_workers`` or ``ray_address``."""
     start = time.perf_counter()
     f = cfg.filter
     stage = run.open_stage("filter", {"seed": cfg.seed, "filter": filter_settings(f)},
                            after="candidates", hint="run advfilter generate first")
-    if stage.done and stage.done["rounds"] >= f.rounds:
+    if stage.done and (stage.done["rounds"] >= f.rounds or stop_reason(read_metrics(run), f)):
         done = stage.done
         return FilterSummary(done["rounds"], done["contexts"], done["short_pool"], done["rounds"],
-                             0.0, reused=True)
+                             0.0, reused=True, stopped=stop_reason(read_metrics(run), f))
     stage.begin()
     set_threads(f)
     bank = prepare_bank(f, run)
@@ -83,19 +112,42 @@ def adversarial_filter(cfg: Config, run: RunStore,
     active = np.flatnonzero(assignment[:, 0] >= 0)
     if len(active) < 2:
         raise RunError(f"{run.root}: fewer than 2 contexts have {f.negatives} candidates to filter")
-    r = last
-    for r in range(last + 1, f.rounds + 1):
-        with tqdm(total=len(model_names(f)) + 1, desc=f"round {r}", leave=False, disable=None) as bar:
-            result = run_round(r, bank, assignment, active, f, cfg.seed,
-                               progress=lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
-        assignment = result.assignment
-        write_round(run, r, bank.context_ids, assignment)
-        metrics.append(result.metrics)
-        write_metrics(run, metrics)
-        on_round(result.metrics)
-        if result.metrics["changed_frac"] < f.min_changed:
-            break
+    r, stopped = last, stop_reason(metrics, f)
+    with pool_scorer(f, run, bank, ray_address) as score_rows:
+        while r < f.rounds and not stopped:
+            r += 1
+            metrics.append(_round(cfg, run, bank, r, assignment, active, score_rows))
+            assignment = round_assignment(run, r)
+            on_round(metrics[-1])
+            stopped = stop_reason(metrics, f)
     summary = FilterSummary(r, len(active), len(bank.context_ids) - len(active), last,
-                            time.perf_counter() - start)
-    stage.finish({"rounds": r, "contexts": summary.contexts, "short_pool": summary.short_pool})
+                            time.perf_counter() - start, stopped=stopped)
+    stage.finish({"rounds": r, "contexts": summary.contexts, "short_pool": summary.short_pool,
+                  "stopped": stopped})
     return summary
+
+
+def _round(cfg: Config, run: RunStore, bank: Bank, r: int, assignment: np.ndarray,
+           active: np.ndarray, score_rows: ScoreRows) -> dict[str, Any]:
+    """Round ``r`` run and written (assignment, then the metrics line); its metrics."""
+    f = cfg.filter
+    with tqdm(total=len(model_names(f)) + 1, desc=f"round {r}", leave=False, disable=None) as bar:
+        result = run_round(r, bank, assignment, active, f, cfg.seed, score_rows=score_rows,
+                           progress=lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
+    metrics = {**result.metrics, "below_chance": below_chance(result.metrics["accuracy"], f)}
+    write_round(run, r, bank.context_ids, result.assignment)
+    write_metrics(run, [*read_metrics(run)[:r - 1], metrics])
+    if f.probe_every and r % f.probe_every == 0:
+        metrics["probe"] = _cheap_probe(cfg, run, r)
+    return metrics
+
+
+def _cheap_probe(cfg: Config, run: RunStore, r: int) -> dict[str, float]:
+    """The tfidf probes on round ``r``'s items, recorded in ``af/probe.jsonl``."""
+    from advfilter.core.layout import items
+    from advfilter.probe import record_probe, run_probes
+
+    results = run_probes(list(items(run, r)), cfg.probe, ["tfidf"], r)
+    for result in results:
+        record_probe(run, result)
+    return {p.probe: p.acc for p in results}

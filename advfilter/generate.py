@@ -26,8 +26,9 @@ from advfilter.core.layout import CANDIDATES_DIR, MODELS_DIR, read_contexts, rea
 from advfilter.core.store import RunStore
 from generators.base import Context, resolve
 from generators.distributed import (
-    Shard, ShardWorker, fit_fold, ray_session,
+    Shard, ShardWorker, fit_fold,
 )
+from advfilter.core.cluster import ray_session
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,6 @@
-"""Per-round report of a filter run: a table and a PNG (accuracy per round, ending lengths)."""
+"""Per-round report of a filter run: a table and a PNG (accuracy per round of the
+discriminators and of the probes outside the loop, ending lengths). A ``!`` marks a
+discriminator below chance by more than ``filter.stop.margin``: an overshoot."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from advfilter.core.errors import RunError
-from advfilter.core.layout import AF_DIR, last_round, read_metrics, read_rows, round_assignment
+from advfilter.core.layout import (
+    AF_DIR, last_round, read_metrics, read_probes, read_rows, round_assignment,
+)
 from advfilter.core.store import RunStore, atomic_path
 from advfilter.core.text import word_tokenize
 
@@ -19,11 +23,40 @@ def table(run: RunStore) -> str:
     names = list(metrics[0]["accuracy"])
     lines = ["round  " + "  ".join(f"{n:>8}" for n in names) + "    driver  changed  swaps  seconds"]
     for m in metrics:
-        accs = "  ".join(f"{m['accuracy'][n]:8.3f}" for n in names)
+        low = m.get("below_chance", [])
+        accs = "  ".join(f"{m['accuracy'][n]:7.3f}{'!' if n in low else ' '}" for n in names)
         secs = m["train_s"] + m["score_s"] + m["bookkeeping_s"]
         lines.append(f"{m['round']:5d}  {accs}  {m['driver']:>8}  {m['changed_frac']:7.3f}  "
                      f"{m['swaps']:5d}  {secs:7.1f}")
+    if any(m.get("below_chance") for m in metrics):
+        lines.append("! below chance by more than filter.stop.margin: an overshoot, not success")
+    lines += sources(run)
+    probes = read_probes(run)
+    if probes:
+        lines.append("")
+        lines.append("probes (outside the loop; trained on half the videos, tested on the other half):")
+        lines += [f"round {p['round']:3d}  {p['probe']:14} {p['acc']:.3f} ± {p['stderr']:.3f}  "
+                  f"(chance {p['chance']:.2f}, test {p['n_test']})" for p in probes]
     return "\n".join(lines)
+
+
+def sources(run: RunStore) -> list[str]:
+    """Lines: which generator wrote the negatives, in the pools, in round 0 and the last round."""
+    rows = read_rows(run, ["generator"])
+    if "generator" not in rows.table:
+        return []
+    generator = rows.table["generator"].to_numpy()
+    lines = ["", "negatives by generator:"]
+    pool = generator[generator != "gold"]
+    shares = {"pools": pool}
+    for r in sorted({0, last_round(run)}):
+        negatives = round_assignment(run, r)
+        active = np.flatnonzero(negatives[:, 0] >= 0)
+        shares[f"round {r}"] = generator[(rows.offsets[active, None] + 1 + negatives[active]).ravel()]
+    for where, names in shares.items():
+        kinds, counts = np.unique(names, return_counts=True)
+        lines.append(f"  {where:9} " + "  ".join(f"{k} {c / len(names):.1%}" for k, c in zip(kinds, counts)))
+    return lines
 
 
 def ending_lengths(run: RunStore, round_n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,11 +83,17 @@ def plot(run: RunStore, out: Path) -> None:
     rounds = [m["round"] for m in metrics]
     for name in metrics[0]["accuracy"]:
         left.plot(rounds, [m["accuracy"][name] for m in metrics], marker="o", ms=3, label=name)
+    by_probe: dict[str, list[tuple[int, float]]] = {}
+    for p in read_probes(run):
+        by_probe.setdefault(p["probe"], []).append((p["round"], p["acc"]))
+    for name, points in by_probe.items():
+        xs, ys = zip(*sorted(points))
+        left.plot(xs, ys, ls="--", marker="s", ms=5, lw=2, label=f"probe: {name}")
     k = round_assignment(run, 0).shape[1] + 1
     left.axhline(1 / k, color="gray", ls="--", label=f"chance (1/{k})")
     left.xaxis.get_major_locator().set_params(integer=True)
-    left.set(xlabel="round", ylabel="held-out accuracy (before swapping)", ylim=(0, 1.02),
-             title="Discriminators per round")
+    left.set(xlabel="round", ylabel="held-out accuracy", ylim=(0, 1.02),
+             title="Discriminators (before swapping) and probes per round")
     left.legend(fontsize=8)
     last = last_round(run)
     bins = np.arange(0, 32) - 0.5

@@ -28,7 +28,7 @@ from advfilter.generate import _fill_shards, fold_data, plan_shards
 from advfilter.core.nlp import load_pipeline
 from advfilter.sources import Story
 from generators import resolve
-from generators.distributed import ray_session
+from advfilter.core.cluster import ray_session
 
 
 def timed(fn) -> float:

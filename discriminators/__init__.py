@@ -12,7 +12,8 @@ from discriminators.base import Discriminator, DiscriminatorConfig, discriminato
 from discriminators.ensemble import Ensemble
 
 
-def configured(names: list[str], sections: dict[str, dict[str, Any]]) -> list[tuple[str, type[Discriminator], Any]]:
+def configured(names: list[str],
+               sections: dict[str, dict[str, Any]]) -> list[tuple[str, type[Discriminator], Any]]:
     """(name, class, validated config) of each chosen discriminator.
 
     ``sections`` is ``filter.discriminator``: one mapping per discriminator name. An unknown

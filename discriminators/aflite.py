@@ -8,48 +8,22 @@ linear layer per round, so CPU users can put a strong model in the loop.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
-from tqdm import tqdm
 
-from advfilter.core.models import load_encoder, load_tokenizer
+from advfilter.core.models import encode_sentences
 from discriminators.bank import Bank, Batch
-from discriminators.base import Discriminator, DiscriminatorConfig, autocast, discriminators
+from discriminators.base import Discriminator, DiscriminatorConfig, discriminators
 from discriminators.inputs import Arrays, Corpus, Input, features
-
-_ENCODE_BATCH = 256
-
-
-@torch.no_grad()
-def embed(texts: list[str], model: str, max_length: int, device: str = "cpu",
-          desc: str = "embedding") -> np.ndarray:
-    """Mean-pooled, L2-normalised encoder embeddings of ``texts`` (N, hidden) as float16.
-
-    Texts are encoded longest first in batches of 256 (less padding); bfloat16 on CUDA.
-    """
-    tok, enc = load_tokenizer(model), load_encoder(model).to(device).eval()
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), enc.config.hidden_size), dtype=np.float16)
-    for start in tqdm(range(0, len(texts), _ENCODE_BATCH), desc=desc, disable=None):
-        idx = order[start:start + _ENCODE_BATCH]
-        batch = tok([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
-                    return_tensors="pt").to(device)
-        with autocast(torch.device(device)):
-            hidden = enc(**batch).last_hidden_state.float()
-        mask = batch["attention_mask"][..., None].float()
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
-        out[idx] = nn.functional.normalize(pooled, dim=-1).cpu().numpy()
-    return out
 
 
 @features.register("sentence_embeddings")
 def sentence_embeddings(corpus: Corpus, model: str, max_length: int) -> Arrays:
     """``second`` (per row): embedding of ``ctx_b + ending``; ``first`` (per context): of ``ctx_a``."""
     second = [f"{corpus.ctx_b[o]} {e}" for o, e in zip(corpus.owner, corpus.rows.endings)]
-    rows = embed(second, model, max_length, corpus.device, "embedding endings")
-    contexts = embed(list(corpus.ctx_a), model, max_length, corpus.device, "embedding contexts")
+    rows = encode_sentences(second, model, max_length, corpus.device, "embedding endings")
+    contexts = encode_sentences(list(corpus.ctx_a), model, max_length, corpus.device, "embedding contexts")
     return Arrays({"second": rows}, {"first": contexts})
 
 

@@ -9,7 +9,6 @@ a test.
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from advfilter.core.models import autocast
 from advfilter.core.registry import Registry
 from discriminators.bank import Bank, Batch
 from discriminators.inputs import Input
@@ -71,13 +71,6 @@ class Discriminator(nn.Module):
 
 
 discriminators: Registry[type[Discriminator]] = Registry("discriminator")
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on CUDA; nothing on the CPU (results stay bit-identical there)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def fit(model: Discriminator, bank: Bank, options: np.ndarray, seed: int,

@@ -49,6 +49,10 @@ class Generator(ABC):
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
         """``n`` raw endings per context (may repeat; filtering is the caller's job)."""
 
+    def origin(self, ending: str) -> str:
+        """Which generator wrote ``ending`` (the candidates' ``generator`` column)."""
+        return self.cfg.generator
+
     @abstractmethod
     def score(
         self, contexts: Sequence[Context | None], endings: Sequence[Sequence[str]]
@@ -64,7 +68,12 @@ generators: Registry[type[Generator]] = Registry("generator")
 
 
 def resolve(name: str) -> tuple[type[Generator], str]:
-    """Registry class and model name for ``lstm``, ``random``, ``phi2`` or ``hf:NAME_OR_PATH``."""
+    """Registry class and model name for ``lstm``, ``random``, ``retrieval``, ``phi2``,
+    ``hf:NAME_OR_PATH``, or a comma-separated mixture of them (``lstm,retrieval``)."""
+    if "," in name:
+        for part in name.split(","):
+            resolve(part.strip())  # an unknown part fails here
+        return generators.get("mixture"), name
     if name == "phi2":
         return generators.get("hf"), "microsoft/phi-2"
     kind, _, model = name.partition(":")

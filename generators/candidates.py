@@ -20,7 +20,7 @@ from advfilter.core.text import count_words, cut_at_sentence_end, normalize
 
 _FINAL = (".", "!", "?")
 CANDIDATE_COLUMNS = ["context_id", "ending", "is_gold", "lm_logprob", "lm_uncond_logprob",
-                     "ending_tokens", "context_tokens"]
+                     "ending_tokens", "context_tokens", "generator"]
 
 
 def candidate_pools(
@@ -75,5 +75,5 @@ def candidate_table(
         context_words = count_words(f"{c.ctx_a} {c.ctx_b}")
         for j, ending in enumerate(group):
             rows.append((cid, ending, j == 0, float(c_scores[j, 0]), float(u_scores[j, 0]),
-                         int(c_scores[j, 1]), context_words))
+                         int(c_scores[j, 1]), context_words, "gold" if j == 0 else gen.origin(ending)))
     return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)

@@ -6,13 +6,12 @@ every shard it finished. A crashed actor is restarted and its shard retried.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import ray
 import torch
@@ -35,26 +34,6 @@ class Shard:
     fold: int
     ids: tuple[str, ...]
     contexts: tuple[Context, ...]
-
-
-@contextlib.contextmanager
-def ray_session(address: str | None, cpus: int) -> Iterator[None]:
-    """Join ``address`` (a cluster) or start a local Ray runtime with ``cpus`` CPUs.
-
-    A runtime that is already up is reused and left running.
-    """
-    if ray.is_initialized():
-        yield
-        return
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    else:
-        ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def fit_fold(cfg_json: str, fold: int, train: list[Context], valid: list[Context],

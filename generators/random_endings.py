@@ -28,9 +28,12 @@ class RandomEndings(Generator):
         self.counts: Counter[str] = Counter()
 
     def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
-        self.endings = sorted({c.ending for c in train})
-        self.counts = Counter(t.lower() for e in self.endings for t in word_tokenize(e))
+        self._index(sorted({c.ending for c in train}))
         return {"endings": len(self.endings)}
+
+    def _index(self, endings: list[str]) -> None:
+        self.endings = endings
+        self.counts = Counter(t.lower() for e in self.endings for t in word_tokenize(e))
 
     def save(self, directory: Path) -> None:
         (directory / "random.json").write_text(json.dumps(self.endings))
@@ -38,8 +41,7 @@ class RandomEndings(Generator):
     @classmethod
     def load(cls, directory: Path, cfg: Any, name_or_path: str = "") -> "RandomEndings":
         gen = cls(cfg, name_or_path)
-        gen.fit([Context("", "", e) for e in json.loads((directory / "random.json").read_text())],
-                [], 0)
+        gen._index(json.loads((directory / "random.json").read_text()))
         return gen
 
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:

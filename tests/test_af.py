@@ -136,3 +136,29 @@ def test_an_unknown_discriminator_is_refused_before_the_stage_starts(generated_r
     result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "1", "--discriminators", "mlp",
                                   "--set", "filter.discriminator.mlp.epochs=1"])
     assert result.exit_code == 0, result.output
+
+
+def test_pools_scored_on_two_ray_actors_give_the_single_process_assignments(generated_run, copy_run):
+    alone, spread = copy_run(generated_run, "alone"), copy_run(generated_run, "spread")
+    run_filter(alone, **{"filter.rounds": 2})
+    run_filter(spread, **{"filter.rounds": 2, "filter.score_workers": 2})
+    for r in (1, 2):
+        assert assignments(alone, r) == assignments(spread, r)
+
+
+def test_filtering_stops_once_the_driver_stays_near_chance(generated_run, copy_run):
+    run = copy_run(generated_run)
+    summary = run_filter(run, **{"filter.rounds": 6, "filter.stop.margin": 1.0, "filter.stop.patience": 2})
+    assert summary.rounds == 2 and "within 1.0 of chance for 2 rounds" in summary.stopped
+    again = run_filter(run, **{"filter.rounds": 6, "filter.stop.margin": 1.0, "filter.stop.patience": 2})
+    assert again.reused and again.rounds == 2
+
+
+def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_line(generated_run, copy_run):
+    from advfilter.filtering import below_chance
+
+    f = load_config(None, {"filter.negatives": 3, "filter.stop.margin": 0.05}).filter
+    assert below_chance({"bow": 0.18, "cnn": 0.21, "mlp": 0.6}, f) == ["bow"]
+    run = copy_run(generated_run)
+    run_filter(run, **{"filter.rounds": 1})
+    assert "below_chance" in read_metrics(run)[0]

@@ -182,3 +182,40 @@ def test_gumbel_draws_follow_the_softmax_distribution():
     logits = torch.log(probs).repeat(20_000, 1)
     counts = torch.bincount(draw(logits, 1.0, 0, 1.0, torch.Generator().manual_seed(0)), minlength=3)
     assert torch.allclose(counts / 20_000, probs, atol=0.015)
+
+
+# --- retrieval and mixtures --------------------------------------------------------------
+
+NEAR = [Context("A man stands in a gym holding a jump rope.", "The man", "jumps the rope twice as fast."),
+        Context("A woman sits at a grand piano on a stage.", "She", "plays a loud chord and bows."),
+        Context("A chef chops onions in a busy kitchen.", "The chef", "tosses the onions into a pan.")]
+
+
+def test_retrieval_returns_the_endings_of_the_nearest_training_contexts(tmp_path):
+    gen, _ = make("retrieval", retrieval={"neighbours": 1.0})
+    gen.fit(FIVE, [], seed=0)
+    [[rope], [piano]] = gen.sample(NEAR[:2], 1, seed=0)
+    assert rope == FIVE[0].ending and piano == FIVE[3].ending
+    gen.save(tmp_path)
+    again = type(gen).load(tmp_path, gen.cfg)
+    assert again.sample(NEAR[:2], 1, seed=0) == [[rope], [piano]]
+
+
+def test_a_mixture_interleaves_its_parts_and_knows_who_wrote_each_ending(tmp_path):
+    gen, cfg = make("random,retrieval")
+    gen.fit(FIVE, [], seed=0)
+    pools, _ = candidate_pools(gen, NEAR, cfg, seed=0)
+    table = candidate_table(gen, ["a", "b", "c"], NEAR, pools)
+    negatives = table[~table["is_gold"]]
+    assert set(negatives["generator"]) == {"random", "retrieval"}
+    assert (table[table["is_gold"]]["generator"] == "gold").all()
+    gen.save(tmp_path)
+    again = type(gen).load(tmp_path, gen.cfg, "random,retrieval")
+    assert again.sample(NEAR, 4, seed=1) == gen.sample(NEAR, 4, seed=1)
+
+
+def test_an_unknown_part_of_a_mixture_is_named():
+    from advfilter.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown generator 'gpt9'"):
+        resolve("lstm,gpt9")

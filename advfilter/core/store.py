@@ -223,7 +223,8 @@ class Stage:
     def done(self) -> dict[str, Any] | None:
         """The finished entry made with these settings (reuse it), else None."""
         entry = self.run.stage(self.name)
-        return entry if entry and entry["status"] == "done" and entry["fingerprint"] == self.fingerprint else None
+        finished = entry is not None and entry["status"] == "done"
+        return entry if finished and entry["fingerprint"] == self.fingerprint else None
 
     def begin(self) -> None:
         """Record that the stage started, so partial outputs are tied to its settings."""

@@ -1,0 +1,28 @@
+"""Ray, the only way work is spread: a local runtime by default, a cluster by address."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, cpus: int) -> Iterator[None]:
+    """Join ``address`` (a cluster) or start a local Ray runtime with ``cpus`` CPUs.
+
+    A runtime that is already up is reused and left running.
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
+                 log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()

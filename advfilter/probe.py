@@ -1,0 +1,202 @@
+"""Probes: models outside the AF loop that gauge how hard a set of items is.
+
+Each probe is trained on the items of half the videos and tested on the other half (the
+halves come from a hash of (seed, video), so a video never sits on both sides), and reports
+its held-out accuracy with a binomial standard error; chance is 1 / endings per item.
+
+- ``tfidf``: TF-IDF + logistic regression scoring each ending on its own
+  (``tfidf_ending``) and with the context (``tfidf_context``: the ending's n-grams plus
+  their overlap with the context's and a cosine similarity), the cheap lexical gauge;
+- ``encoder``: a pretrained encoder (all-MiniLM-L6-v2 from its PyPI package by default, any
+  HF encoder by name) fine-tuned as a multiple-choice cross-encoder, the strong gauge.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from advfilter.core.config import Config, ProbeConfig
+from advfilter.core.errors import InputError, RunError
+from advfilter.core.layout import items, last_round, read_probes, write_probes
+from advfilter.core.registry import Registry
+from advfilter.core.seeds import derive_seed
+from advfilter.core.store import RunStore
+from advfilter.sources.base import iter_json_lines
+
+Item = dict[str, Any]  # a HellaSwag-format record
+
+
+@dataclass
+class ProbeResult:
+    """One probe's held-out accuracy on one set of items (a line of ``af/probe.jsonl``)."""
+
+    probe: str
+    acc: float
+    stderr: float
+    n_train: int
+    n_test: int
+    chance: float
+    seconds: float
+    round: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def video_of(item: Item) -> str:
+    """The video an item comes from (``video_id``, else HellaSwag's ``source_id``)."""
+    return str(item.get("video_id") or item.get("source_id") or item.get("ind"))
+
+
+def halves(items: Sequence[Item], seed: int) -> tuple[list[Item], list[Item]]:
+    """(train, test): the items of one half of the videos and of the other."""
+    side = [derive_seed(seed, "probe", video_of(it)) % 2 for it in items]
+    return ([it for it, s in zip(items, side) if s == 0], [it for it, s in zip(items, side) if s == 1])
+
+
+def context_of(item: Item) -> str:
+    return f"{item['ctx_a']} {item['ctx_b']}".strip()
+
+
+def accuracy(picks: np.ndarray, test: Sequence[Item]) -> tuple[float, float]:
+    """Accuracy of ``picks`` against the labels, and its binomial standard error."""
+    correct = picks == np.array([int(it["label"]) for it in test])
+    p = float(correct.mean())
+    return p, math.sqrt(p * (1 - p) / len(correct))
+
+
+Probe = Callable[[list[Item], list[Item], ProbeConfig], dict[str, np.ndarray]]
+probes: Registry[Probe] = Registry("probe")
+
+
+@probes.register("tfidf")
+def tfidf_probes(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[str, np.ndarray]:
+    """Picks of the ending-only and the with-context TF-IDF + logistic-regression probes."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    def rows(items: list[Item]) -> tuple[list[str], list[str], list[int]]:
+        endings = [e for it in items for e in it["endings"]]
+        contexts = [context_of(it) for it in items for _ in it["endings"]]
+        labels = [int(j == int(it["label"])) for it in items for j in range(len(it["endings"]))]
+        return endings, contexts, labels
+
+    endings, contexts, labels = rows(train)
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit(endings + contexts)
+
+    def features(e: list[str], c: list[str], with_context: bool):
+        x = vec.transform(e)
+        if not with_context:
+            return x
+        xc = vec.transform(c)
+        overlap = x.multiply(xc > 0)  # the ending's n-grams that also occur in its context
+        cosine = csr_matrix(np.asarray(x.multiply(xc).sum(1)))
+        return hstack([x, overlap, cosine]).tocsr()
+
+    te, tc, _ = rows(test)
+    out = {}
+    for name, with_context in (("tfidf_ending", False), ("tfidf_context", True)):
+        model = LogisticRegression(max_iter=2000, C=cfg.tfidf_c).fit(features(endings, contexts, with_context), labels)
+        scores = model.decision_function(features(te, tc, with_context))
+        out[name] = _pick(scores, test)
+    return out
+
+
+def _pick(flat_scores: np.ndarray, items: Sequence[Item]) -> np.ndarray:
+    """The argmax per item of scores laid out item by item, ending by ending."""
+    bounds = np.cumsum([0] + [len(it["endings"]) for it in items])
+    return np.array([int(np.argmax(flat_scores[a:b])) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+@probes.register("encoder")
+def encoder_probe(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[str, np.ndarray]:
+    """Picks of a pretrained encoder fine-tuned as a multiple-choice cross-encoder."""
+    from advfilter.probe_encoder import train_and_pick
+
+    return {"encoder": train_and_pick(train, test, cfg.encoder, cfg.device, cfg.seed)}
+
+
+def run_probes(items: Sequence[Item], cfg: ProbeConfig, names: Sequence[str],
+               round_n: int | None = None) -> list[ProbeResult]:
+    """Every named probe (``tfidf``, ``encoder``) trained on one half of ``items``' videos and
+    tested on the other."""
+    train, test = halves(items, cfg.seed)
+    if not train or not test:
+        raise InputError("items", None, f"{len(items)} items from too few videos to split in halves")
+    chance = float(np.mean([1 / len(it["endings"]) for it in test]))
+    results = []
+    for name in names:
+        start = time.perf_counter()
+        picks = probes.get(name)(train, test, cfg)
+        seconds = (time.perf_counter() - start) / len(picks)
+        for probe, pick in picks.items():
+            acc, err = accuracy(pick, test[:len(pick)])
+            results.append(ProbeResult(probe, round(acc, 4), round(err, 4), len(train), len(pick),
+                                       round(chance, 4), round(seconds, 2), round_n))
+    return results
+
+
+def parse_rounds(spec: str, last: int) -> list[int]:
+    """``0,last`` → [0, last]; ``all`` → 0..last; numbers beyond ``last`` are refused."""
+    if spec == "all":
+        return list(range(last + 1))
+    rounds = sorted({last if part == "last" else int(part) for part in spec.split(",")})
+    if rounds[-1] > last:
+        raise RunError(f"round {rounds[-1]} does not exist; the last finished round is {last}")
+    return rounds
+
+
+def probe_run(cfg: Config, run: RunStore, on_result: Callable[[ProbeResult], None] = lambda _: None
+              ) -> list[ProbeResult]:
+    """The ``probe --run`` recipe: ``cfg.probe``'s probes on the items of its rounds, each
+    result merged into ``af/probe.jsonl`` (one line per round and probe, newest wins)."""
+    results = []
+    for r in parse_rounds(cfg.probe.rounds, last_round(run)):
+        for result in run_probes(list(items(run, r)), cfg.probe, cfg.probe.probes, r):
+            record_probe(run, result)
+            on_result(result)
+            results.append(result)
+    return results
+
+
+def record_probe(run: RunStore, result: ProbeResult) -> None:
+    """Add ``result`` to ``af/probe.jsonl``, replacing an earlier line for its round and probe."""
+    rows = [p for p in read_probes(run) if (p["round"], p["probe"]) != (result.round, result.probe)]
+    write_probes(run, sorted([*rows, result.as_dict()], key=lambda p: (p["round"], p["probe"])))
+
+
+REQUIRED = ("ctx_a", "ctx_b", "endings", "label")
+
+
+def read_items(path: Path) -> list[Item]:
+    """HellaSwag-format records of a JSONL file; a record that cannot be probed is an
+    InputError naming its line."""
+    records = []
+    for lineno, record in iter_json_lines(path):
+        missing = [k for k in REQUIRED if k not in record]
+        if missing:
+            raise InputError(path, f"line {lineno}", f"missing {', '.join(missing)}")
+        endings, label = record["endings"], record["label"]
+        if not isinstance(endings, list) or len(endings) < 2 or not all(isinstance(e, str) for e in endings):
+            raise InputError(path, f"line {lineno}", "endings must be a list of two or more strings")
+        if not isinstance(label, (int, str)) or not str(label).isdigit() or int(label) >= len(endings):
+            raise InputError(path, f"line {lineno}", f"label {label!r} is not an index into the endings")
+        records.append(record)
+    if not records:
+        raise InputError(path, None, "no items")
+    return records
+
+
+def probe_items(cfg: Config, path: Path, on_result: Callable[[ProbeResult], None] = lambda _: None
+                ) -> list[ProbeResult]:
+    """The ``probe --items`` recipe: ``cfg.probe``'s probes on a HellaSwag-format file."""
+    results = run_probes(read_items(path), cfg.probe, cfg.probe.probes)
+    for result in results:
+        on_result(result)
+    return results

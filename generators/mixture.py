@@ -1,0 +1,76 @@
+"""A mixture of generators in one pool: ``--generator lstm,retrieval``.
+
+Each part is fitted, saved (``part-K/``) and loaded as it would be alone; sampling asks every
+part for an equal share of the endings and interleaves them, so the pool holds all of them.
+LM features (``score``) come from the first part: put the language model first. Each
+candidate remembers which part wrote it (``origin``), so the report can say what each
+source contributes to the final items.
+"""
+from __future__ import annotations
+
+import json
+import math
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from advfilter.core.seeds import derive_seed
+from advfilter.core.text import cut_at_sentence_end, normalize
+from generators.base import Context, Generator, generators, resolve
+
+
+@generators.register("mixture")
+class Mixture(Generator):
+    """``name_or_path`` is the comma-separated list of parts (each a generator spec)."""
+
+    def __init__(self, cfg: Any, name_or_path: str = "") -> None:
+        super().__init__(cfg, name_or_path)
+        self.names = [p.strip() for p in name_or_path.split(",")]
+        self.parts: list[Generator] = []
+        self.origins: dict[str, str] = {}
+
+    def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
+        stats = {}
+        for k, name in enumerate(self.names):
+            cls, model = resolve(name)
+            part = cls(self.cfg, model)
+            stats[name] = part.fit(train, valid, derive_seed(seed, "part", k))
+            self.parts.append(part)
+        return stats
+
+    def save(self, directory: Path) -> None:
+        for k, part in enumerate(self.parts):
+            (directory / f"part-{k}").mkdir()
+            part.save(directory / f"part-{k}")
+        (directory / "mixture.json").write_text(json.dumps(self.names))
+
+    @classmethod
+    def load(cls, directory: Path, cfg: Any, name_or_path: str = "") -> "Mixture":
+        gen = cls(cfg, ",".join(json.loads((directory / "mixture.json").read_text())))
+        for k, name in enumerate(gen.names):
+            part_cls, model = resolve(name)
+            gen.parts.append(part_cls.load(directory / f"part-{k}", cfg, model))
+        return gen
+
+    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+        share = math.ceil(n / len(self.parts))
+        drawn = [part.sample(contexts, share, derive_seed(seed, "part", k))
+                 for k, part in enumerate(self.parts)]
+        out = []
+        for i in range(len(contexts)):
+            mixed = []
+            for row in zip_longest(*(d[i] for d in drawn)):  # round-robin over the parts
+                for name, ending in zip(self.names, row):
+                    if ending is not None:
+                        self.origins.setdefault(normalize(cut_at_sentence_end(ending)), name)
+                        mixed.append(ending)
+            out.append(mixed)
+        return out
+
+    def origin(self, ending: str) -> str:
+        return self.origins.get(normalize(ending), self.names[0])
+
+    def score(self, contexts: Sequence[Context | None], endings: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        return self.parts[0].score(contexts, endings)
