@@ -55,7 +55,8 @@ def model_dir_name(generator: str) -> str:
 
 def as_contexts(table: pd.DataFrame) -> list[Context]:
     """The rows of a contexts table as generator Contexts."""
-    return [Context(a, b, e) for a, b, e in zip(table["ctx_a"], table["ctx_b"], table["ending"])]
+    return [Context(a, b, e, v) for a, b, e, v in
+            zip(table["ctx_a"], table["ctx_b"], table["ending"], table["video_id"])]
 
 
 def plan_shards(contexts: pd.DataFrame, shard_size: int) -> list[Shard]:
@@ -101,8 +102,9 @@ def _fit_missing_folds(cfg: Config, contexts: pd.DataFrame, models: Path) -> Non
     refs = {}
     for k in missing:
         train, valid, videos = fold_data(contexts, k, cfg.seed, cfg.generate.valid_fraction)
+        own = as_contexts(contexts[contexts["fold"] == k].sort_values("id"))
         refs[fit.options(num_cpus=cfg.generate.threads_per_worker, num_gpus=gpus).remote(
-            cfg.model_dump_json(), k, train, valid, videos, str(models / f"fold-{k}"))] = k
+            cfg.model_dump_json(), k, train, valid, own, videos, str(models / f"fold-{k}"))] = k
     for ref in tqdm(_as_completed(refs), total=len(refs), desc="fitting folds", disable=None):
         stats = _get(ref, f"fitting fold {refs[ref]}")
         log.info("fold %d fitted: %s", refs[ref], stats)

@@ -54,8 +54,15 @@ def video_of(item: Item) -> str:
 
 
 def halves(items: Sequence[Item], seed: int) -> tuple[list[Item], list[Item]]:
-    """(train, test): the items of one half of the videos and of the other."""
-    side = [derive_seed(seed, "probe", video_of(it)) % 2 for it in items]
+    """(train, test): the items of one half of the videos and of the other. Items of a run
+    carry their ``fold``: then the halves are made of whole folds (alternate folds), so a
+    negative retrieved from another item of its fold is never a gold on the other side."""
+    folds = sorted({it["fold"] for it in items}) if all("fold" in it for it in items) else []
+    if len(folds) >= 2:
+        first = set(folds[::2])
+        side = [0 if it["fold"] in first else 1 for it in items]
+    else:
+        side = [derive_seed(seed, "probe", video_of(it)) % 2 for it in items]
     return ([it for it, s in zip(items, side) if s == 0], [it for it, s in zip(items, side) if s == 1])
 
 

@@ -18,11 +18,13 @@ from advfilter.core.registry import Registry
 
 @dataclass(frozen=True)
 class Context:
-    """One context: ``ctx_a`` (previous sentence), ``ctx_b`` (subject), gold ``ending``."""
+    """One context: ``ctx_a`` (previous sentence), ``ctx_b`` (subject), gold ``ending``, and
+    the ``video`` it comes from."""
 
     ctx_a: str
     ctx_b: str
     ending: str = ""
+    video: str = ""
 
 
 class Generator(ABC):
@@ -48,6 +50,12 @@ class Generator(ABC):
     @abstractmethod
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
         """``n`` raw endings per context (may repeat; filtering is the caller's job)."""
+
+    def index_fold(self, contexts: Sequence[Context]) -> None:
+        """Called after ``fit`` with the fold's own contexts. A generator that reuses real
+        endings draws them from these (never from the videos of other folds' items), so a
+        split made of whole folds never shows a model its training golds as negatives.
+        Language models ignore it."""
 
     def origin(self, ending: str) -> str:
         """Which generator wrote ``ending`` (the candidates' ``generator`` column)."""

@@ -37,8 +37,9 @@ class Shard:
 
 
 def fit_fold(cfg_json: str, fold: int, train: list[Context], valid: list[Context],
-             videos: list[str], directory: str) -> dict[str, Any]:
-    """Fit the configured generator for ``fold`` and save it atomically to ``directory``.
+             own: list[Context], videos: list[str], directory: str) -> dict[str, Any]:
+    """Fit the configured generator for ``fold`` on other folds' ``train``/``valid``, give it
+    the fold's ``own`` contexts (``index_fold``), and save it atomically to ``directory``.
 
     ``videos`` (the videos of ``train`` and ``valid``) go into ``fit.json`` for leakage audits.
     """
@@ -47,6 +48,7 @@ def fit_fold(cfg_json: str, fold: int, train: list[Context], valid: list[Context
     cls, name = resolve(cfg.generate.generator)
     gen = cls(cfg.generate, name)
     stats = gen.fit(train, valid, derive_seed(cfg.seed, "fit", fold))
+    gen.index_fold(own)
     with atomic_dir(directory) as tmp:
         gen.save(tmp)
         (tmp / "fit.json").write_text(json.dumps({**stats, "fold": fold, "train_contexts": len(train),

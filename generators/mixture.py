@@ -40,6 +40,10 @@ class Mixture(Generator):
             self.parts.append(part)
         return stats
 
+    def index_fold(self, contexts: Sequence[Context]) -> None:
+        for part in self.parts:
+            part.index_fold(contexts)
+
     def save(self, directory: Path) -> None:
         for k, part in enumerate(self.parts):
             (directory / f"part-{k}").mkdir()

@@ -1,13 +1,15 @@
-"""The ``retrieval`` generator: real endings of the training contexts nearest to each context.
+"""The ``retrieval`` generator: real endings of the contexts nearest to each context.
 
-Fitting embeds the training contexts (``ctx_a ctx_b``) with a pretrained sentence encoder
-(all-MiniLM-L6-v2 by default, ``generate.retrieval.model``); sampling embeds the contexts
-asked about and returns the gold endings of their nearest training contexts, drawn from the
-``n * generate.retrieval.neighbours`` nearest with weights ``exp(similarity / temperature)``.
-The endings are fluent and on-topic, people wrote them; some are true continuations of the
-new context too, which is what human verification is for. Cross-fitting still holds: a
-fold's endings come from other folds' videos only. Scores come from a unigram model of the
-training endings (as ``random``): mix it with an LM (``lstm,retrieval``) for LM features.
+The index holds the fold's own contexts (``index_fold``), embedded (``ctx_a ctx_b``) with a
+pretrained sentence encoder (all-MiniLM-L6-v2 by default, ``generate.retrieval.model``);
+sampling embeds the contexts asked about and returns the gold endings of their nearest
+contexts from *other videos*, drawn from the ``n * generate.retrieval.neighbours`` nearest
+with weights ``exp(similarity / temperature)``. The endings are fluent and on-topic, people
+wrote them; some are true continuations of the new context too, which is what human
+verification is for. Each negative is the gold of another item of the same fold, so splits
+made of whole folds (the probe's halves) never show a model its training golds as negatives.
+Scores come from a unigram model of the other folds' endings (as ``random``): mix it with an
+LM (``lstm,retrieval``) for LM features.
 """
 from __future__ import annotations
 
@@ -40,11 +42,9 @@ class RetrievalEndings(RandomEndings):
         return encode_sentences([context_text(c) for c in contexts], r.model, r.max_length,
                                 desc="embedding contexts")
 
-    def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
-        stats = super().fit(train, valid, seed)
-        self.contexts = sorted(set(train), key=lambda c: (c.ctx_a, c.ctx_b, c.ending))
+    def index_fold(self, contexts: Sequence[Context]) -> None:
+        self.contexts = sorted(set(contexts), key=lambda c: (c.video, c.ctx_a, c.ctx_b, c.ending))
         self.vectors = self._embed(self.contexts)
-        return {**stats, "contexts": len(self.contexts)}
 
     def save(self, directory: Path) -> None:
         super().save(directory)
@@ -62,9 +62,15 @@ class RetrievalEndings(RandomEndings):
         r = self.cfg.retrieval
         rng = np.random.default_rng(seed)
         sims = self._embed(contexts).astype(np.float32) @ self.vectors.astype(np.float32).T
+        videos = np.array([c.video for c in self.contexts])
+        sims[np.array([c.video for c in contexts])[:, None] == videos[None, :]] = -np.inf  # never its own video
         k = min(len(self.contexts), max(n, round(n * r.neighbours)))
         out = []
         for row in sims:
+            k = min(k, int(np.isfinite(row).sum()))
+            if k == 0:
+                out.append([])
+                continue
             near = np.argpartition(-row, k - 1)[:k]
             weights = np.exp((row[near] - row[near].max()) / r.temperature)
             picks = rng.choice(near, size=min(n, k), replace=False, p=weights / weights.sum())

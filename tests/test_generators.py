@@ -1,6 +1,8 @@
 """Generators on their own: text helpers, sampling filters, the LSTM LM, Hugging Face models."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -186,14 +188,16 @@ def test_gumbel_draws_follow_the_softmax_distribution():
 
 # --- retrieval and mixtures --------------------------------------------------------------
 
-NEAR = [Context("A man stands in a gym holding a jump rope.", "The man", "jumps the rope twice as fast."),
-        Context("A woman sits at a grand piano on a stage.", "She", "plays a loud chord and bows."),
-        Context("A chef chops onions in a busy kitchen.", "The chef", "tosses the onions into a pan.")]
+NEAR = [Context("A man stands in a gym holding a jump rope.", "The man", "jumps the rope twice as fast.", "n0"),
+        Context("A woman sits at a grand piano on a stage.", "She", "plays a loud chord and bows.", "n1"),
+        Context("A chef chops onions in a busy kitchen.", "The chef", "tosses the onions into a pan.", "n2")]
+FOLD = [replace(c, video=f"v{i}") for i, c in enumerate(FIVE)]  # the fold's own contexts
 
 
-def test_retrieval_returns_the_endings_of_the_nearest_training_contexts(tmp_path):
+def test_retrieval_returns_the_endings_of_the_nearest_contexts_of_its_fold(tmp_path):
     gen, _ = make("retrieval", retrieval={"neighbours": 1.0})
-    gen.fit(FIVE, [], seed=0)
+    gen.fit([], [], seed=0)
+    gen.index_fold(FOLD)
     [[rope], [piano]] = gen.sample(NEAR[:2], 1, seed=0)
     assert rope == FIVE[0].ending and piano == FIVE[3].ending
     gen.save(tmp_path)
@@ -201,9 +205,18 @@ def test_retrieval_returns_the_endings_of_the_nearest_training_contexts(tmp_path
     assert again.sample(NEAR[:2], 1, seed=0) == [[rope], [piano]]
 
 
+def test_retrieval_never_returns_an_ending_of_the_same_video():
+    gen, _ = make("retrieval", retrieval={"neighbours": 1.0})
+    gen.fit([], [], seed=0)
+    gen.index_fold(FOLD)
+    [pool] = gen.sample([replace(NEAR[0], video="v0")], 4, seed=0)
+    assert FIVE[0].ending not in pool and len(pool) == 4
+
+
 def test_a_mixture_interleaves_its_parts_and_knows_who_wrote_each_ending(tmp_path):
     gen, cfg = make("random,retrieval")
     gen.fit(FIVE, [], seed=0)
+    gen.index_fold(FOLD)
     pools, _ = candidate_pools(gen, NEAR, cfg, seed=0)
     table = candidate_table(gen, ["a", "b", "c"], NEAR, pools)
     negatives = table[~table["is_gold"]]

@@ -41,6 +41,12 @@ def test_halves_never_split_a_video_and_are_seeded():
     assert len(train) + len(test) == 60 and halves(items, seed=3) == (train, test)
 
 
+def test_halves_of_a_run_are_made_of_whole_folds():
+    items = [{**it, "fold": i % 5} for i, it in enumerate(toy_items(50, gold_marked=False))]
+    train, test = halves(items, seed=0)
+    assert {it["fold"] for it in train} == {0, 2, 4} and {it["fold"] for it in test} == {1, 3}
+
+
 def test_tfidf_probes_find_a_lexical_cue_and_not_a_missing_one():
     cfg = ProbeConfig()
     marked = {r.probe: r for r in run_probes(toy_items(200, True), cfg, ["tfidf"])}
