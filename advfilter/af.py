@@ -106,6 +106,22 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
     return new, total
 
 
+def split_round(bank: Bank, active: np.ndarray, cfg: FilterConfig,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(test, train) contexts of a round: a random ``test_fraction`` of the contexts, or with
+    ``split: folds`` whole folds (at least one), so a negative that is another item's gold
+    (``retrieval``: always of its own fold) is never a gold on the training side."""
+    folds = bank.corpus.folds
+    if cfg.split == "folds" and folds is not None:
+        ks = np.unique(folds[active])
+        chosen = rng.choice(ks, max(1, min(len(ks) - 1, round(len(ks) * cfg.test_fraction))), replace=False)
+        in_test = np.isin(folds[active], chosen)
+        return active[in_test], active[~in_test]
+    order = rng.permutation(active)
+    n_test = max(1, round(len(order) * cfg.test_fraction))
+    return np.sort(order[:n_test]), np.sort(order[n_test:])
+
+
 def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cfg: FilterConfig,
               seed: int, progress: Callable[[str], None] = lambda _: None,
               score_rows: Callable[[str, Discriminator, np.ndarray], np.ndarray] | None = None
@@ -120,9 +136,8 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     members = configured(cfg.discriminators, cfg.discriminator)
     device = resolve_device(cfg.device)
     rng = np.random.default_rng(derive_seed(seed, "af", r))
-    order = rng.permutation(active)
-    n_test = max(1, round(len(order) * cfg.test_fraction))
-    test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    test, train = split_round(bank, active, cfg, rng)
+    n_test = len(test)
     train_rows, test_rows = option_rows(bank, train, assignment), option_rows(bank, test, assignment)
     accuracy, models = {}, {}
     for name in model_names(cfg):

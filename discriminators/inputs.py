@@ -64,11 +64,13 @@ class Corpus:
     ctx_a: np.ndarray  # (C,) str, aligned with rows.context_ids
     ctx_b: np.ndarray
     device: str = "cpu"
+    folds: np.ndarray | None = None  # (C,) the cross-fitting fold of each context
 
     @classmethod
     def of(cls, rows: Rows, contexts: pd.DataFrame, device: str = "cpu") -> "Corpus":
         ctx = contexts.set_index("id").loc[rows.context_ids]
-        return cls(rows, ctx["ctx_a"].to_numpy(), ctx["ctx_b"].to_numpy(), device)
+        return cls(rows, ctx["ctx_a"].to_numpy(), ctx["ctx_b"].to_numpy(), device,
+                   ctx["fold"].to_numpy() if "fold" in ctx else None)
 
     @property
     def owner(self) -> np.ndarray:

@@ -162,3 +162,17 @@ def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_li
     run = copy_run(generated_run)
     run_filter(run, **{"filter.rounds": 1})
     assert "below_chance" in read_metrics(run)[0]
+
+
+def test_a_fold_split_holds_out_whole_folds_each_round(generated_run, copy_run):
+    from advfilter.af import split_round
+    from discriminators import Bank
+
+    run = copy_run(generated_run)
+    bank = Bank.of_run(run)
+    active = np.arange(len(bank.context_ids))
+    f = load_config(None, {**FAST_RUN, "filter.split": "folds"}).filter
+    test, train = split_round(bank, active, f, np.random.default_rng(0))
+    folds = bank.corpus.folds
+    assert set(folds[test]).isdisjoint(folds[train]) and len(test) and len(train)
+    assert len(test) + len(train) == len(active)

@@ -166,6 +166,8 @@ class FilterConfig(_Strict):
     negatives: int = Field(3, ge=1, description="negatives per item: 3 gives 4-way items")
     max_swaps: int = Field(2, ge=1, description="easy negatives replaced per test context and round")
     test_fraction: float = Field(0.2, gt=0, lt=1)
+    split: Literal["contexts", "folds"] = Field(
+        "contexts", description="held out each round: random contexts, or whole folds (retrieval pools)")
     driver: Literal["ensemble", "best"] = "ensemble"
     swap_choice: Literal["random", "weighted"] = "random"
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"
