@@ -98,10 +98,11 @@ def adversarial_filter(cfg: Config, run: RunStore,
     f = cfg.filter
     stage = run.open_stage("filter", {"seed": cfg.seed, "filter": filter_settings(f)},
                            after="candidates", hint="run advfilter generate first")
-    if stage.done and (stage.done["rounds"] >= f.rounds or stop_reason(read_metrics(run), f)):
+    stopped = stop_reason(read_metrics(run), f) if stage.done else ""
+    if stage.done and (stage.done["rounds"] >= f.rounds or stopped):
         done = stage.done
         return FilterSummary(done["rounds"], done["contexts"], done["short_pool"], done["rounds"],
-                             0.0, reused=True, stopped=stop_reason(read_metrics(run), f))
+                             0.0, reused=True, stopped=stopped)
     stage.begin()
     set_threads(f)
     bank = prepare_bank(f, run)
@@ -116,7 +117,7 @@ def adversarial_filter(cfg: Config, run: RunStore,
     with pool_scorer(f, run, bank, ray_address) as score_rows:
         while r < f.rounds and not stopped:
             r += 1
-            metrics.append(_round(cfg, run, bank, r, assignment, active, score_rows))
+            metrics.append(_round(cfg, run, bank, r, assignment, active, score_rows, metrics))
             assignment = round_assignment(run, r)
             on_round(metrics[-1])
             stopped = stop_reason(metrics, f)
@@ -128,15 +129,16 @@ def adversarial_filter(cfg: Config, run: RunStore,
 
 
 def _round(cfg: Config, run: RunStore, bank: Bank, r: int, assignment: np.ndarray,
-           active: np.ndarray, score_rows: ScoreRows) -> dict[str, Any]:
-    """Round ``r`` run and written (assignment, then the metrics line); its metrics."""
+           active: np.ndarray, score_rows: ScoreRows, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """Round ``r`` run and written (assignment, then the metrics lines: ``history`` + its own);
+    its metrics."""
     f = cfg.filter
     with tqdm(total=len(model_names(f)) + 1, desc=f"round {r}", leave=False, disable=None) as bar:
         result = run_round(r, bank, assignment, active, f, cfg.seed, score_rows=score_rows,
                            progress=lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
     metrics = {**result.metrics, "below_chance": below_chance(result.metrics["accuracy"], f)}
     write_round(run, r, bank.context_ids, result.assignment)
-    write_metrics(run, [*read_metrics(run)[:r - 1], metrics])
+    write_metrics(run, [*history, metrics])
     if f.probe_every and r % f.probe_every == 0:
         metrics["probe"] = _cheap_probe(cfg, run, r)
     return metrics
