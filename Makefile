@@ -33,7 +33,7 @@ $(LMEVAL_VENV)/.installed:
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/advfilter generate --source activitynet --input advfilter/data/demo_activitynet.json --out $(RUN)
+	$(BIN)/advfilter generate --source activitynet --input advfilter/data/demo_activitynet.json --out $(RUN) --num-candidates 16
 	$(BIN)/advfilter filter --run $(RUN) --rounds 20
 	$(BIN)/advfilter export --run $(RUN) --format hellaswag --out $(RUN)/hellaswag.jsonl
 	$(BIN)/advfilter report --run $(RUN)

@@ -23,6 +23,7 @@ import torch
 from advfilter.core.config import FilterConfig
 from advfilter.core.models import resolve_device
 from advfilter.core.seeds import derive_seed
+from advfilter.core.text import normalize
 from discriminators import Bank, Discriminator, Ensemble, configured, fit, score
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,33 @@ def swap_count(cfg: FilterConfig, accuracy: float) -> int:
     return max(1, math.ceil(cfg.max_swaps * strength))
 
 
+@dataclass
+class Reuse:
+    """How often each ending text is a negative, and how often it may be
+    (``filter.max_reuse``). A retrieved ending is another item's gold: used as a negative
+    again and again, it teaches a model that its words mark a wrong answer, so ending-only
+    models fall below chance. ``count`` is updated as swaps happen."""
+
+    text: np.ndarray  # per bank row: the id of its (normalised) ending text
+    count: np.ndarray  # per text id: contexts it is a negative of
+    cap: int
+
+    @classmethod
+    def of(cls, bank: Bank, assignment: np.ndarray, active: np.ndarray, cap: int) -> "Reuse":
+        _, text = np.unique([normalize(e) for e in bank.corpus.rows.endings], return_inverse=True)
+        negatives = option_rows(bank, active, assignment)[:, 1:].ravel()
+        return cls(text, np.bincount(text[negatives], minlength=text.max() + 1), cap)
+
+
 def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test: np.ndarray,
-         max_swaps: int, weighted: bool, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+         max_swaps: int, weighted: bool, rng: np.random.Generator,
+         reuse: tuple[Reuse, list[np.ndarray]] | None = None) -> tuple[np.ndarray, int]:
     """Replace easy negatives of each test context by adversarial candidates.
 
     ``pools[i]`` holds the driver's scores of test context ``test[i]``'s whole pool and
-    ``gold[i]`` its gold's score. Returns the new assignment and the number of swaps.
+    ``gold[i]`` its gold's score. With ``reuse`` = (counts, bank rows of each test context's
+    pool), a candidate whose text is already a negative ``cap`` times is not drawn.
+    Returns the new assignment and the number of swaps.
     """
     new = assignment.copy()
     total = 0
@@ -93,6 +115,10 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
         easy = np.flatnonzero(scores[assigned] < gold[i])  # positions in the assignment
         above = np.flatnonzero(scores > gold[i])
         adversarial = above[~np.isin(above, assigned)]
+        if reuse is not None:
+            counts, rows = reuse
+            texts = counts.text[rows[i]]
+            adversarial = adversarial[counts.count[texts[adversarial]] < counts.cap]
         n = min(max_swaps, len(easy), len(adversarial))
         if n == 0:
             continue
@@ -102,19 +128,29 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
             z = scores[adversarial] - scores[adversarial].max()
             p = np.exp(z) / np.exp(z).sum()
         new[c, out] = rng.choice(adversarial, n, replace=False, p=p)
+        if reuse is not None:
+            np.subtract.at(counts.count, texts[assigned[out]], 1)
+            np.add.at(counts.count, texts[new[c, out]], 1)
         total += n
     return new, total
 
 
-def split_round(bank: Bank, active: np.ndarray, cfg: FilterConfig,
+def split_round(bank: Bank, active: np.ndarray, cfg: FilterConfig, r: int, seed: int,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(test, train) contexts of a round: a random ``test_fraction`` of the contexts, or with
-    ``split: folds`` whole folds (at least one), so a negative that is another item's gold
-    (``retrieval``: always of its own fold) is never a gold on the training side."""
+    """(test, train) contexts of round ``r``: a random ``test_fraction`` of the contexts, or with
+    ``split: folds`` whole folds, so a negative that is another item's gold (``retrieval``:
+    always of its own fold) is never a gold on the training side. Folds take turns: every
+    ``ceil(K / n)`` rounds each of the K folds is tested once (n folds a round, in a seeded
+    order per cycle), so no fold is left at its round-0 negatives while another is filtered
+    again and again."""
     folds = bank.corpus.folds
     if cfg.split == "folds" and folds is not None:
         ks = np.unique(folds[active])
-        chosen = rng.choice(ks, max(1, min(len(ks) - 1, round(len(ks) * cfg.test_fraction))), replace=False)
+        n = max(1, min(len(ks) - 1, round(len(ks) * cfg.test_fraction)))
+        per_cycle = math.ceil(len(ks) / n)
+        cycle, turn = divmod(r - 1, per_cycle)
+        order = np.random.default_rng(derive_seed(seed, "af", "folds", cycle)).permutation(ks)
+        chosen = order[turn * n:(turn + 1) * n]
         in_test = np.isin(folds[active], chosen)
         return active[in_test], active[~in_test]
     order = rng.permutation(active)
@@ -136,7 +172,7 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     members = configured(cfg.discriminators, cfg.discriminator)
     device = resolve_device(cfg.device)
     rng = np.random.default_rng(derive_seed(seed, "af", r))
-    test, train = split_round(bank, active, cfg, rng)
+    test, train = split_round(bank, active, cfg, r, seed, rng)
     n_test = len(test)
     train_rows, test_rows = option_rows(bank, train, assignment), option_rows(bank, test, assignment)
     accuracy, models = {}, {}
@@ -162,8 +198,12 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     per_context = np.split(flat, cuts)
     gold = np.array([s[0] for s in per_context])
     pools = [s[1:] for s in per_context]
+    reuse = None
+    if cfg.max_reuse:
+        reuse = (Reuse.of(bank, assignment, active, cfg.max_reuse),
+                 [np.arange(a + 1, b) for a, b in zip(starts, ends)])
     new, swaps = swap(assignment, gold, pools, test, swap_count(cfg, accuracy[driver]),
-                      cfg.swap_choice == "weighted", rng)
+                      cfg.swap_choice == "weighted", rng, reuse)
     changed = float((new[active] != assignment[active]).any(1).mean())
     timings["bookkeeping_s"] = time.perf_counter() - t
     return RoundResult(new, {"round": r, "accuracy": accuracy, "driver": driver, "swaps": swaps,

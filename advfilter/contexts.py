@@ -30,7 +30,7 @@ from advfilter.core.store import RunStore, sha256_file
 log = logging.getLogger(__name__)
 
 COLUMNS = ["id", "source", "input_file", "video_id", "fold", "activity_label",
-           "ctx_a", "ctx_b", "ending"]
+           "ctx_a", "ctx_b", "ending", "ctx_a_ending"]
 
 
 @dataclass
@@ -84,10 +84,22 @@ def _parsed_stories(
             parsed = []
 
 
-def _row(record: Story | Item, ident: str, fold: int, ctx_a: str, ctx_b: str, ending: str) -> dict:
+def _row(record: Story | Item, ident: str, fold: int, ctx_a: str, ctx_b: str, ending: str,
+         ctx_a_ending: str = "") -> dict:
     return dict(id=ident, source=record.source, input_file=record.input_file,
                 video_id=record.video_id, fold=fold, activity_label=record.activity_label,
-                ctx_a=ctx_a, ctx_b=ctx_b, ending=ending)
+                ctx_a=ctx_a, ctx_b=ctx_b, ending=ending, ctx_a_ending=ctx_a_ending)
+
+
+def free_ending(sentence: str, parsed: Parsed, is_gold: bool, cfg: ContextsConfig) -> str:
+    """The verb phrase of a context's first sentence when no context has that sentence as its
+    gold (e.g. a video's first caption) and its length fits an ending; else "". A real,
+    on-topic ending that is never an answer: the ``retrieval`` generator draws on these."""
+    if is_gold or parsed.split is None or parsed.sentences != 1:
+        return ""
+    if not cfg.min_ending_tokens <= parsed.ending_words <= cfg.max_ending_tokens:
+        return ""
+    return sentence[parsed.split:].strip()
 
 
 def contexts_from_records(
@@ -112,15 +124,15 @@ def contexts_from_records(
         nlp = nlp or load_pipeline(cfg.contexts.spacy_model, cfg.contexts.spacy_fallbacks)
         parser = f"{nlp.meta.get('lang')}_{nlp.meta.get('name')}-{nlp.meta.get('version')}"
         for story, parsed in _parsed_stories(stories, nlp, cfg.contexts.batch_size):
-            for i in range(len(parsed) - 1):
-                reason = skip_reason(parsed[i], parsed[i + 1], cfg.contexts)
-                if reason:
-                    skipped[reason] += 1
-                    continue
+            reasons = [skip_reason(parsed[i], parsed[i + 1], cfg.contexts) for i in range(len(parsed) - 1)]
+            skipped.update(r for r in reasons if r)
+            kept = {i for i, r in enumerate(reasons) if r is None}
+            for i in sorted(kept):
                 s2, cut = story.sentences[i + 1], parsed[i + 1].split
                 ident = f"{story.source}~{Path(story.input_file).stem}~{story.video_id}~{i}"
                 rows.append(_row(story, ident, fold(story), story.sentences[i],
-                                 s2[:cut].strip(), s2[cut:].strip()))
+                                 s2[:cut].strip(), s2[cut:].strip(),
+                                 free_ending(story.sentences[i], parsed[i], i - 1 in kept, cfg.contexts)))
     table = pd.DataFrame(rows, columns=COLUMNS)
     duplicated = table["id"][table["id"].duplicated()]
     if len(duplicated):

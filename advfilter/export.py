@@ -1,5 +1,5 @@
 """Export a filtered round as multiple-choice items: HellaSwag JSONL, SWAG CSV, a Hugging Face
-``DatasetDict`` split by video, or an lm-evaluation-harness task folder."""
+``DatasetDict`` split by whole folds, or an lm-evaluation-harness task folder."""
 from __future__ import annotations
 
 import csv
@@ -87,8 +87,13 @@ def write_swag(records: Iterator[dict[str, Any]], out: Path) -> int:
     return len(rows)
 
 
-def split_of(video_id: str, seed: int) -> str:
-    """train / validation / test (80 / 10 / 10) by video, so no video spans two splits."""
+def split_of(fold: int, folds: int, video_id: str, seed: int) -> str:
+    """train / validation / test by whole folds: the last fold is test, the one before it
+    validation (5 folds: 60 / 20 / 20; 10 folds: 80 / 10 / 10). Folds are made of whole videos
+    and a ``retrieval`` negative is the gold of an item of its own fold, so no split meets
+    another split's golds as negatives. Under 3 folds: 80 / 10 / 10 by video."""
+    if folds >= 3:
+        return "test" if fold == folds - 1 else "validation" if fold == folds - 2 else "train"
     bucket = derive_seed(seed, "split", video_id) % 10
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
@@ -107,13 +112,14 @@ written by the generator `{generator}` and chosen by {rounds} rounds of Adversar
 |---|---|
 {table}
 
-Splits are by video (no video's items appear in two splits). Fields follow HellaSwag's JSONL:
+Splits are by whole cross-fitting folds, so by video (no video's items appear in two splits,
+and no split's negatives are another split's golds). Fields follow HellaSwag's JSONL:
 `ind, activity_label, ctx_a, ctx_b, ctx, endings, label, source_id, split, split_type`, plus
 `context_id, round, video_id, fold`.
 """
 
 
-def write_hf(records: Iterator[dict[str, Any]], out: Path, seed: int, name: str,
+def write_hf(records: Iterator[dict[str, Any]], out: Path, seed: int, folds: int, name: str,
              generator: str) -> dict[str, int]:
     """A ``datasets.DatasetDict`` saved with ``save_to_disk`` plus a dataset card README."""
     import shutil
@@ -123,7 +129,7 @@ def write_hf(records: Iterator[dict[str, Any]], out: Path, seed: int, name: str,
     by_split: dict[str, list[dict[str, Any]]] = {"train": [], "validation": [], "test": []}
     rounds = 0
     for r in records:
-        split = split_of(r["video_id"], seed)
+        split = split_of(r["fold"], folds, r["video_id"], seed)
         by_split[split].append({**r, "split": split})
         rounds = r["round"]
     dataset = DatasetDict({k: Dataset.from_list(v) for k, v in by_split.items() if v})
@@ -166,7 +172,8 @@ def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
     elif e.format == "lm-eval":
         n = write_lm_eval(records, out, name)
     else:
-        splits = write_hf(records, out, run.manifest.get("seed", 0), name, cfg.generate.generator)
+        splits = write_hf(records, out, run.manifest.get("seed", 0), cfg.contexts.folds, name,
+                          cfg.generate.generator)
         n = sum(splits.values())
     run.manifest.setdefault("exports", {})[str(out)] = {"export": e.model_dump(), "items": n}
     write_json(run.manifest_path, run.manifest)

@@ -55,8 +55,9 @@ def model_dir_name(generator: str) -> str:
 
 def as_contexts(table: pd.DataFrame) -> list[Context]:
     """The rows of a contexts table as generator Contexts."""
-    return [Context(a, b, e, v) for a, b, e, v in
-            zip(table["ctx_a"], table["ctx_b"], table["ending"], table["video_id"])]
+    free = table["ctx_a_ending"] if "ctx_a_ending" in table else [""] * len(table)  # older runs
+    return [Context(a, b, e, v, f) for a, b, e, v, f in
+            zip(table["ctx_a"], table["ctx_b"], table["ending"], table["video_id"], free)]
 
 
 def plan_shards(contexts: pd.DataFrame, shard_size: int) -> list[Shard]:

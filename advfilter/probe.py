@@ -130,9 +130,10 @@ def encoder_probe(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict
 
 
 def run_probes(items: Sequence[Item], cfg: ProbeConfig, names: Sequence[str],
-               round_n: int | None = None) -> list[ProbeResult]:
+               round_n: int | None = None,
+               on_result: Callable[[ProbeResult], None] = lambda _: None) -> list[ProbeResult]:
     """Every named probe (``tfidf``, ``encoder``) trained on one half of ``items``' videos and
-    tested on the other."""
+    tested on the other; ``on_result`` is called with each result as soon as it exists."""
     train, test = halves(items, cfg.seed)
     if not train or not test:
         raise InputError("items", None, f"{len(items)} items from too few videos to split in halves")
@@ -146,6 +147,7 @@ def run_probes(items: Sequence[Item], cfg: ProbeConfig, names: Sequence[str],
             acc, err = accuracy(pick, test[:len(pick)])
             results.append(ProbeResult(probe, round(acc, 4), round(err, 4), len(train), len(pick),
                                        round(chance, 4), round(seconds, 2), round_n))
+            on_result(results[-1])
     return results
 
 
@@ -163,12 +165,13 @@ def probe_run(cfg: Config, run: RunStore, on_result: Callable[[ProbeResult], Non
               ) -> list[ProbeResult]:
     """The ``probe --run`` recipe: ``cfg.probe``'s probes on the items of its rounds, each
     result merged into ``af/probe.jsonl`` (one line per round and probe, newest wins)."""
+    def done(result: ProbeResult) -> None:
+        record_probe(run, result)
+        on_result(result)
+
     results = []
     for r in parse_rounds(cfg.probe.rounds, last_round(run)):
-        for result in run_probes(list(items(run, r)), cfg.probe, cfg.probe.probes, r):
-            record_probe(run, result)
-            on_result(result)
-            results.append(result)
+        results += run_probes(list(items(run, r)), cfg.probe, cfg.probe.probes, r, done)
     return results
 
 
@@ -203,7 +206,4 @@ def read_items(path: Path) -> list[Item]:
 def probe_items(cfg: Config, path: Path, on_result: Callable[[ProbeResult], None] = lambda _: None
                 ) -> list[ProbeResult]:
     """The ``probe --items`` recipe: ``cfg.probe``'s probes on a HellaSwag-format file."""
-    results = run_probes(read_items(path), cfg.probe, cfg.probe.probes)
-    for result in results:
-        on_result(result)
-    return results
+    return run_probes(read_items(path), cfg.probe, cfg.probe.probes, on_result=on_result)

@@ -18,13 +18,15 @@ from advfilter.core.registry import Registry
 
 @dataclass(frozen=True)
 class Context:
-    """One context: ``ctx_a`` (previous sentence), ``ctx_b`` (subject), gold ``ending``, and
-    the ``video`` it comes from."""
+    """One context: ``ctx_a`` (previous sentence), ``ctx_b`` (subject), gold ``ending``, the
+    ``video`` it comes from, and ``ctx_a_ending``: the verb phrase of ``ctx_a`` where that
+    sentence is no context's gold (else "")."""
 
     ctx_a: str
     ctx_b: str
     ending: str = ""
     video: str = ""
+    ctx_a_ending: str = ""
 
 
 class Generator(ABC):

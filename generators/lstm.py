@@ -2,7 +2,9 @@
 
 Training sequences are ``</s> ctx_a </s> ctx_b ending </s>``, so the model learns to continue
 a subject given the previous sentence; ``</s>`` is both separator and end of sentence.
-Sampling encodes every context once and draws all its endings from the repeated state.
+Sampling encodes every context once and draws all its endings from the repeated state. With
+``lstm.keep_fluent`` < 1 it draws more endings than asked and returns the most probable per
+token (the fluency filter): a small LM's word salad goes, its fluent endings stay.
 """
 from __future__ import annotations
 
@@ -162,32 +164,48 @@ class LSTMGenerator(Generator):
     # --- sampling and scoring -----------------------------------------------------------
     @torch.no_grad()
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
-        """``n`` endings per context; an ending not finished within ``max_new_tokens`` is ""."""
+        """``n`` endings per context; an ending not finished within ``max_new_tokens`` is "".
+
+        With ``keep_fluent`` < 1, ``ceil(n / keep_fluent)`` are drawn and the ``n`` of highest
+        mean log-probability per token (unfinished ones last) are kept, in drawing order.
+        """
         rng = torch.Generator().manual_seed(seed)
+        draws = math.ceil(n / self.cfg.lstm.keep_fluent)
         out: list[list[str]] = []
         step = self.cfg.lstm.sample_batch
         for i in range(0, len(contexts), step):
-            out += self._sample_batch(contexts[i:i + step], n, rng)
+            texts, fluency = self._sample_batch(contexts[i:i + step], draws, rng)
+            for j in range(0, len(texts), draws):
+                best = np.sort(np.argsort(-fluency[j:j + draws], kind="stable")[:n])
+                out.append([texts[j + k] for k in best])
         return out
 
-    def _sample_batch(self, contexts: Sequence[Context], n: int, rng: torch.Generator) -> list[list[str]]:
+    def _sample_batch(self, contexts: Sequence[Context], n: int,
+                      rng: torch.Generator) -> tuple[list[str], np.ndarray]:
+        """``n`` endings per context, flat, with each one's mean log-probability per token
+        (-inf where unfinished)."""
         s = self.cfg.sampling
         (h, c), logits = self.model.encode([self._prefix(x) for x in contexts])
         h, c, logits = (t.repeat_interleave(n, dim=-2) for t in (h, c, logits))
         tokens = torch.full((logits.size(0), s.max_new_tokens), PAD)
+        logprob, length = torch.zeros(logits.size(0)), torch.zeros(logits.size(0))
+        finished = torch.zeros(logits.size(0), dtype=torch.bool)
         active = torch.arange(logits.size(0))  # rows still writing; finished rows cost nothing
         for step in range(s.max_new_tokens):
             logits[:, PAD] = logits[:, UNK] = -math.inf
             token = draw(logits, s.temperature, s.top_k, s.top_p, rng)
             tokens[active, step] = token
+            logprob[active] += torch.log_softmax(logits, -1).gather(1, token[:, None])[:, 0]
+            length[active] += 1
             going = token != END
+            finished[active[~going]] = True
             if not bool(going.any()):
                 break
             active, token, h, c = active[going], token[going], h[:, going], c[:, going]
             out, (h, c) = self.model.lstm(self.model.embed(token[:, None]), (h, c))
             logits = self.model.head(out[:, 0])
-        texts = [self._text(row) for row in tokens.tolist()]
-        return [texts[j * n:(j + 1) * n] for j in range(len(contexts))]
+        fluency = torch.where(finished, logprob / length.clamp_min(1), -math.inf)
+        return [self._text(row) for row in tokens.tolist()], fluency.numpy()
 
     def _text(self, ids: list[int]) -> str:
         if END not in ids:

@@ -46,6 +46,24 @@ def test_swap_never_exceeds_max_swaps_and_leaves_other_contexts_alone():
     assert (new[1] != assignment[1]).sum() == 1
 
 
+def test_swap_never_draws_an_ending_already_a_negative_max_reuse_times():
+    from advfilter.af import Reuse
+
+    # two contexts share the text "t1" at pool position 3; context 0 already uses it
+    text = np.array([9, 0, 1, 2, 3, 4, 9, 5, 6, 7, 3, 8])  # rows: gold + 5 candidates, twice
+    count = np.bincount([0, 3, 8, 5], minlength=10)  # texts of the negatives in use
+    reuse = Reuse(text, count, cap=1)
+    assignment = np.array([[0, 3], [4, 0]])
+    pools, rows = [np.array([0.0, 0.0, 0.0, 0.9, 0.95])], [np.arange(7, 12)]  # test: context 1
+    new, swaps = swap(assignment, np.array([0.5]), pools, np.array([1]), 2, False,
+                      np.random.default_rng(0), (reuse, rows))
+    assert swaps == 0 and (new == assignment).all()  # its only adversarial text is in use
+    reuse.cap = 2
+    new, swaps = swap(assignment, np.array([0.5]), pools, np.array([1]), 2, False,
+                      np.random.default_rng(0), (reuse, rows))
+    assert swaps == 1 and new[1, 1] == 3 and reuse.count[3] == 2 and reuse.count[5] == 0
+
+
 def test_nothing_is_swapped_when_the_gold_beats_the_whole_pool():
     new, swaps = swap(np.array([[0, 1]]), np.array([2.0]), [np.array([0.0, 1.0, 1.5])],
                       np.array([0]), 2, False, np.random.default_rng(0))
@@ -164,15 +182,21 @@ def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_li
     assert "below_chance" in read_metrics(run)[0]
 
 
-def test_a_fold_split_holds_out_whole_folds_each_round(generated_run, copy_run):
+def test_a_fold_split_holds_out_whole_folds_each_round_and_every_fold_takes_its_turn(
+        generated_run, copy_run):
     from advfilter.af import split_round
     from discriminators import Bank
 
     run = copy_run(generated_run)
     bank = Bank.of_run(run)
     active = np.arange(len(bank.context_ids))
-    f = load_config(None, {**FAST_RUN, "filter.split": "folds"}).filter
-    test, train = split_round(bank, active, f, np.random.default_rng(0))
     folds = bank.corpus.folds
-    assert set(folds[test]).isdisjoint(folds[train]) and len(test) and len(train)
-    assert len(test) + len(train) == len(active)
+    f = load_config(None, {**FAST_RUN, "filter.split": "folds"}).filter
+    tested = []
+    for r in range(1, 5):  # two folds: each cycle of two rounds tests each once
+        test, train = split_round(bank, active, f, r, 0, np.random.default_rng(r))
+        assert set(folds[test]).isdisjoint(folds[train]) and len(test) and len(train)
+        assert len(test) + len(train) == len(active)
+        [fold] = set(folds[test])
+        tested.append(fold)
+    assert sorted(tested[:2]) == sorted(tested[2:]) == [0, 1]

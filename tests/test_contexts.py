@@ -32,6 +32,12 @@ def test_each_consecutive_pair_becomes_one_context(nlp):
     assert (summary.contexts, summary.pairs, summary.videos) == (2, 2, 1)
 
 
+def test_a_first_sentence_that_is_no_gold_lends_its_verb_phrase_as_a_free_ending(nlp):
+    table, _ = build([story(S1, S2, S3)], nlp)
+    # S1 opens the video: its verb phrase is never an answer. S2 is the first context's gold.
+    assert table["ctx_a_ending"].tolist() == ["is standing in a kitchen next to a stove.", ""]
+
+
 @pytest.mark.parametrize("second, reason", [
     ("A bowl of eggs on the table.", "no_subject"),
     ("The woman smiles.", "ending_too_short"),

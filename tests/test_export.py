@@ -10,6 +10,7 @@ import pytest
 
 from advfilter.cli import main
 from advfilter.core.config import load_config
+from advfilter.export import split_of
 from advfilter.filtering import adversarial_filter
 from advfilter.sources import sources
 from conftest import FAST_RUN
@@ -58,9 +59,17 @@ def test_hf_dataset_splits_by_video_and_has_a_card(runner, filtered, tmp_path):
     out = export(runner, filtered, "hf", tmp_path / "hf")
     data = load_from_disk(str(out))
     videos = {split: set(data[split]["video_id"]) for split in data}
-    splits = list(videos)
-    assert all(not videos[a] & videos[b] for a in splits for b in splits if a < b)
-    assert "Splits are by video" in (out / "README.md").read_text()
+    assert all(not videos[a] & videos[b] for a in videos for b in videos if a < b)
+    assert "Splits are by whole cross-fitting folds" in (out / "README.md").read_text()
+
+
+def test_splits_are_whole_folds_so_no_split_meets_another_splits_golds_as_negatives():
+    five = {k: split_of(k, 5, "v", 0) for k in range(5)}
+    assert five == {0: "train", 1: "train", 2: "train", 3: "validation", 4: "test"}
+    ten = [split_of(k, 10, "v", 0) for k in range(10)]
+    assert ten.count("train") == 8 and ten[-2:] == ["validation", "test"]
+    by_video = {split_of(0, 2, f"v{i}", 0) for i in range(50)}  # too few folds: by video
+    assert by_video == {"train", "validation", "test"}
 
 
 def test_lm_eval_scores_the_exported_task_exactly_as_advfilter_evaluate(runner, filtered, tmp_path, tiny_phi):

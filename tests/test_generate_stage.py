@@ -15,7 +15,7 @@ from advfilter.core.errors import RunError
 from advfilter.generate import generate_candidates
 from advfilter.core.store import RunStore
 
-TINY_LSTM = {"generate.lstm.embed_dim": 32, "generate.lstm.hidden_dim": 32,
+TINY_LSTM = {"generate.generator": "lstm", "generate.lstm.embed_dim": 32, "generate.lstm.hidden_dim": 32,
              "generate.lstm.max_epochs": 12, "generate.lstm.lr": 0.02, "generate.num_candidates": 4,
              "generate.shard_size": 16, "contexts.folds": 3}
 

@@ -101,6 +101,26 @@ def test_lstm_sampling_is_seeded(overfit_lstm):
     assert hot.sample(FIVE, 4, seed=1) != hot.sample(FIVE, 4, seed=2)
 
 
+def test_the_lstm_fluency_filter_returns_its_most_probable_endings_per_token(overfit_lstm):
+    gen, _ = overfit_lstm
+    def hot(keep):
+        g = type(gen)(gen.cfg.model_copy(update={
+            "sampling": gen.cfg.sampling.model_copy(update={"temperature": 3.0}),
+            "lstm": gen.cfg.lstm.model_copy(update={"keep_fluent": keep})}))
+        g.vocab, g.index, g.model = gen.vocab, gen.index, gen.model
+        return g
+    drawn = hot(1.0).sample(FIVE, 12, seed=3)  # what keep_fluent=0.25 draws for n=3
+    kept = hot(0.25).sample(FIVE, 3, seed=3)
+    def per_token(context, endings):
+        scores = gen.score([context], [endings])[0]
+        return scores[:, 0] / scores[:, 1]
+    for context, pool, best in zip(FIVE, drawn, kept):
+        assert len(best) == 3 and all(e in pool for e in best)
+        assert sorted(best, key=pool.index) == best  # in drawing order
+        finished = [e for e in pool if e]
+        assert per_token(context, best).mean() > per_token(context, finished).mean()
+
+
 # --- candidate pools ---------------------------------------------------------------------
 
 def test_pools_hold_distinct_non_gold_endings_within_the_length_bounds():
@@ -211,6 +231,24 @@ def test_retrieval_never_returns_an_ending_of_the_same_video():
     gen.index_fold(FOLD)
     [pool] = gen.sample([replace(NEAR[0], video="v0")], 4, seed=0)
     assert FIVE[0].ending not in pool and len(pool) == 4
+
+
+def test_retrieval_draws_free_first_sentence_endings_from_every_fold_but_never_a_gold():
+    rope = Context("A coach shows a boy a jump rope in the gym.", "The boy", "skips rope.", "o1",
+                   ctx_a_ending="shows a boy a jump rope in the gym.")
+    golden = Context("A girl stands in a gym with a rope.", "She", "ties the rope.", "o2",
+                     ctx_a_ending=FIVE[0].ending)  # its first sentence is some context's gold
+    gen, _ = make("retrieval", retrieval={"neighbours": 1.0})
+    gen.fit([rope, golden], [], seed=0)  # other folds
+    gen.index_fold(FOLD)
+    [pool] = gen.sample([NEAR[0]], 6, seed=0)
+    assert rope.ctx_a_ending in pool  # a free ending of another fold
+    assert rope.ending not in pool and golden.ending not in pool  # other folds' golds never
+    assert pool.count(FIVE[0].ending) == 1  # once, as its own fold's gold
+    off, _ = make("retrieval", retrieval={"neighbours": 1.0, "free_endings": False})
+    off.fit([rope, golden], [], seed=0)
+    off.index_fold(FOLD)
+    assert rope.ctx_a_ending not in off.sample([NEAR[0]], 6, seed=0)[0]
 
 
 def test_a_mixture_interleaves_its_parts_and_knows_who_wrote_each_ending(tmp_path):

@@ -51,7 +51,8 @@ def _print_candidates(summary: GenerateSummary, run: RunStore) -> None:
 @click.option("--seed", type=int, help="Seed for folds and sampling (config: seed).")
 @click.option("--folds", type=int, help="Cross-fitting folds K (config: contexts.folds).")
 @click.option("--generator", metavar="NAME",
-              help="lstm | phi2 | hf:NAME_OR_PATH | random (config: generate.generator).")
+              help="lstm | retrieval | phi2 | hf:NAME_OR_PATH | random, or a comma-separated "
+                   "mixture such as lstm,retrieval (config: generate.generator).")
 @click.option("--num-candidates", type=int, help="Endings per context (config: generate.num_candidates).")
 @click.option("--workers", type=int, help="Ray workers (config: generate.workers; 0 = auto).")
 @click.option("--ray-address", metavar="ADDR", help="Join this Ray cluster instead of starting one.")

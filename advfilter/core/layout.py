@@ -41,7 +41,7 @@ _SHARD_STATS = b"advfilter.shard"
 # --- contexts ------------------------------------------------------------------------------
 def read_contexts(run: RunStore) -> pd.DataFrame:
     """The contexts table (``id, source, input_file, video_id, fold, activity_label, ctx_a,
-    ctx_b, ending``)."""
+    ctx_b, ending, ctx_a_ending``; runs made before ``ctx_a_ending`` existed lack it)."""
     return pd.read_parquet(run.path(CONTEXTS_FILE))
 
 
