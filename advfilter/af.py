@@ -82,20 +82,22 @@ def swap_count(cfg: FilterConfig, accuracy: float) -> int:
 
 @dataclass
 class Reuse:
-    """How often each ending text is a negative, and how often it may be
-    (``filter.max_reuse``). A retrieved ending is another item's gold: used as a negative
-    again and again, it teaches a model that its words mark a wrong answer, so ending-only
-    models fall below chance. ``count`` is updated as swaps happen."""
+    """How often each ending text is a negative, and how often it may be: ``filter.max_reuse``
+    times the number of items it is the gold of (at least once). A retrieved ending is another
+    item's gold: a negative more often than an answer, it teaches a model that its words mark
+    a wrong answer, and ending-only models fall below chance. ``count`` follows the swaps."""
 
     text: np.ndarray  # per bank row: the id of its (normalised) ending text
-    count: np.ndarray  # per text id: contexts it is a negative of
-    cap: int
+    count: np.ndarray  # per text id: items it is a negative of
+    limit: np.ndarray  # per text id: items it may be a negative of
 
     @classmethod
-    def of(cls, bank: Bank, assignment: np.ndarray, active: np.ndarray, cap: int) -> "Reuse":
+    def of(cls, bank: Bank, assignment: np.ndarray, active: np.ndarray, max_reuse: int) -> "Reuse":
         _, text = np.unique([normalize(e) for e in bank.corpus.rows.endings], return_inverse=True)
+        n = text.max() + 1
         negatives = option_rows(bank, active, assignment)[:, 1:].ravel()
-        return cls(text, np.bincount(text[negatives], minlength=text.max() + 1), cap)
+        golds = np.bincount(text[bank.offsets[:-1]], minlength=n)
+        return cls(text, np.bincount(text[negatives], minlength=n), max_reuse * np.maximum(golds, 1))
 
 
 def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test: np.ndarray,
@@ -105,7 +107,7 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
 
     ``pools[i]`` holds the driver's scores of test context ``test[i]``'s whole pool and
     ``gold[i]`` its gold's score. With ``reuse`` = (counts, bank rows of each test context's
-    pool), a candidate whose text is already a negative ``cap`` times is not drawn.
+    pool), a candidate whose text is a negative as often as its limit allows is not drawn.
     Returns the new assignment and the number of swaps.
     """
     new = assignment.copy()
@@ -118,7 +120,7 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
         if reuse is not None:
             counts, rows = reuse
             texts = counts.text[rows[i]]
-            adversarial = adversarial[counts.count[texts[adversarial]] < counts.cap]
+            adversarial = adversarial[counts.count[texts[adversarial]] < counts.limit[texts[adversarial]]]
         n = min(max_swaps, len(easy), len(adversarial))
         if n == 0:
             continue

@@ -1,7 +1,8 @@
 """From raw samples to a candidate pool per context, with the LM features of each ending.
 
-Samples are cut at the end of their sentence and dropped when empty, unfinished (no final
-mark where the gold has one), equal to the gold, a duplicate of an earlier candidate (after
+Samples are cut at the end of their sentence and dropped when empty, opening with a
+punctuation mark (", and dress ..." never starts a verb phrase), unfinished (no final mark
+where the gold has one), equal to the gold, a duplicate of an earlier candidate (after
 normalisation) or outside the ending length bounds. Sampling repeats for the contexts still short of ``num_candidates`` until
 ``retry_rounds`` run out; those contexts are kept with fewer candidates or dropped.
 """
@@ -47,6 +48,7 @@ def candidate_pools(
                 key = normalize(ending)
                 words = count_words(ending)
                 reason = ("empty" if not key
+                          else "starts_with_punct" if not ending[0].isalnum()
                           else "unfinished" if finals[i] and not ending.endswith(_FINAL)
                           else "gold" if key == golds[i]
                           else "duplicate" if key in pools[i] else "too_short" if words < lo

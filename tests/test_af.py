@@ -46,19 +46,19 @@ def test_swap_never_exceeds_max_swaps_and_leaves_other_contexts_alone():
     assert (new[1] != assignment[1]).sum() == 1
 
 
-def test_swap_never_draws_an_ending_already_a_negative_max_reuse_times():
+def test_swap_never_draws_an_ending_already_a_negative_as_often_as_its_limit():
     from advfilter.af import Reuse
 
     # two contexts share the text "t1" at pool position 3; context 0 already uses it
     text = np.array([9, 0, 1, 2, 3, 4, 9, 5, 6, 7, 3, 8])  # rows: gold + 5 candidates, twice
     count = np.bincount([0, 3, 8, 5], minlength=10)  # texts of the negatives in use
-    reuse = Reuse(text, count, cap=1)
+    reuse = Reuse(text, count, limit=np.ones(10, dtype=int))
     assignment = np.array([[0, 3], [4, 0]])
     pools, rows = [np.array([0.0, 0.0, 0.0, 0.9, 0.95])], [np.arange(7, 12)]  # test: context 1
     new, swaps = swap(assignment, np.array([0.5]), pools, np.array([1]), 2, False,
                       np.random.default_rng(0), (reuse, rows))
     assert swaps == 0 and (new == assignment).all()  # its only adversarial text is in use
-    reuse.cap = 2
+    reuse.limit[3] = 2  # e.g. text 3 is the gold of two items
     new, swaps = swap(assignment, np.array([0.5]), pools, np.array([1]), 2, False,
                       np.random.default_rng(0), (reuse, rows))
     assert swaps == 1 and new[1, 1] == 3 and reuse.count[3] == 2 and reuse.count[5] == 0
@@ -180,6 +180,20 @@ def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_li
     run = copy_run(generated_run)
     run_filter(run, **{"filter.rounds": 1})
     assert "below_chance" in read_metrics(run)[0]
+
+
+def test_an_ending_may_be_a_negative_max_reuse_times_per_item_it_is_the_gold_of(generated_run, copy_run):
+    from advfilter.af import Reuse, initial_assignment
+    from discriminators import Bank
+
+    bank = Bank.of_run(copy_run(generated_run))
+    active = np.arange(len(bank.context_ids))
+    assignment = initial_assignment(bank.pool_sizes, 3, seed=0)
+    reuse = Reuse.of(bank, assignment, active, max_reuse=2)
+    golds = reuse.text[bank.offsets[:-1]]
+    assert (reuse.limit[golds] >= 2).all() and reuse.count.sum() == 3 * len(active)
+    twice = np.flatnonzero(np.bincount(golds) == 2)
+    assert (reuse.limit[twice] == 4).all()
 
 
 def test_a_fold_split_holds_out_whole_folds_each_round_and_every_fold_takes_its_turn(

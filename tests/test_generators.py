@@ -133,6 +133,15 @@ def test_pools_hold_distinct_non_gold_endings_within_the_length_bounds():
     assert dropped["gold"] > 0 and dropped["duplicate"] > 0
 
 
+def test_endings_opening_with_punctuation_are_dropped():
+    gen, cfg = make("random", num_candidates=2, retry_rounds=1)
+    gen.fit([*FIVE, Context("A man waves.", "He", ", and then waves again."),
+             Context("A dog runs.", "It", "- runs back to the ball quickly.")], [], 0)
+    pools, dropped = candidate_pools(gen, FIVE, cfg, seed=0)
+    assert dropped["starts_with_punct"] > 0
+    assert not any(e[0] in ",-" for pool in pools for e in pool)
+
+
 def test_contexts_short_of_candidates_are_reported_not_padded():
     gen, cfg = make("random", num_candidates=10, retry_rounds=2)
     gen.fit(FIVE, [], 0)

@@ -171,8 +171,8 @@ class FilterConfig(_Strict):
     negatives: int = Field(3, ge=1, description="negatives per item: 3 gives 4-way items")
     max_swaps: int = Field(2, ge=1, description="easy negatives replaced per test context and round")
     max_reuse: int = Field(1, ge=0, description=(
-        "contexts an ending text may be a negative of before swaps stop drawing it (retrieved "
-        "endings are other items' golds); 0 = no limit"))
+        "swaps draw an ending only while it is the negative of fewer items than this times the "
+        "items it is the gold of (at least one): retrieved endings are golds; 0 = no limit"))
     test_fraction: float = Field(0.2, gt=0, lt=1)
     split: Literal["contexts", "folds"] = Field(
         "folds", description="held out each round: random contexts, or whole folds (retrieval pools)")
