@@ -85,9 +85,15 @@ def test_cli_trains_evaluates_with_the_adapter_and_compares_two_runs(tiny_phi, t
         assert result.exit_code == 0, result.output
     saved = load_config(tmp_path / "a" / "config.yaml", schema=FinetuneConfig)  # ready for --config
     assert (saved.lora.r, saved.scheduler, saved.max_steps) == (4, "cosine", 2)
-    evaluated = runner.invoke(main, ["evaluate", "--model", str(tiny_phi), "--adapter",
-                                     str(tmp_path / "a" / "adapter"), "--data", str(data)])
-    assert evaluated.exit_code == 0 and "acc_norm=" in evaluated.stdout
+    for adapter in (tmp_path / "a", tmp_path / "a" / "adapter"):  # the --out folder, or its adapter/
+        evaluated = runner.invoke(main, ["evaluate", "--model", str(tiny_phi), "--adapter",
+                                         str(adapter), "--data", str(data)])
+        assert evaluated.exit_code == 0 and "acc_norm=" in evaluated.stdout
+    wrong = runner.invoke(main, ["evaluate", "--model", str(tiny_phi), "--adapter", str(tmp_path),
+                                 "--data", str(data)])
+    assert wrong.exit_code == 2 and "no LoRA adapter here" in wrong.stderr
+    missing = runner.invoke(main, ["evaluate", "--model", str(tmp_path / "nope"), "--data", str(data)])
+    assert missing.exit_code == 2 and f"{tmp_path / 'nope'}: no such model folder" in missing.stderr
     table = runner.invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
     assert table.exit_code == 0
     assert any(line.startswith("config.scheduler") and line.endswith("*") for line in table.stdout.splitlines())

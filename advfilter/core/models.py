@@ -59,12 +59,25 @@ def torch_dtype(name: str, device) -> Any:
 
 def from_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
     """``loader.from_pretrained(name_or_path, **kwargs)``; a missing or unreadable model
-    (no such folder, no hub access, bad files) becomes a ConfigError naming it."""
+    (no such folder, no hub access, bad files) becomes a ConfigError naming it. A name that
+    is a path (``/``, ``./``, ``../``, ``~``) and does not exist says so, not what the hub
+    thinks of it as a repo id."""
+    if str(name_or_path).startswith(("/", "./", "../", "~")) and not Path(name_or_path).expanduser().exists():
+        raise ConfigError(f"{name_or_path}: no such model folder")
     try:
         return loader.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot load {name_or_path!r}: {reason}") from None
+
+
+def adapter_folder(path: str | Path) -> Path:
+    """The folder holding a saved LoRA adapter: ``path`` itself, or the ``adapter/`` inside the
+    folder ``finetune-phi2 --out`` wrote. Anything else is a ConfigError naming ``path``."""
+    for folder in (Path(path), Path(path) / "adapter"):
+        if (folder / "adapter_config.json").exists():
+            return folder
+    raise ConfigError(f"{path}: no LoRA adapter here (no adapter_config.json in it or in its adapter/)")
 
 
 def _tokenizer_folder(adapter: str | Path | None, base: str) -> str:
@@ -86,6 +99,8 @@ def load_causal_lm(name_or_path: str, *, adapter: str | Path | None = None, dtyp
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if adapter is not None:
+        adapter = adapter_folder(adapter)
     dev = resolve_device(device)
     kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype, dev), "trust_remote_code": trust_remote_code}
     if load_4bit:
