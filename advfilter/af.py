@@ -23,7 +23,6 @@ import torch
 from advfilter.core.config import FilterConfig
 from advfilter.core.models import resolve_device
 from advfilter.core.seeds import derive_seed
-from advfilter.core.text import normalize
 from discriminators import Bank, Discriminator, Ensemble, configured, fit, score
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ class Reuse:
 
     @classmethod
     def of(cls, bank: Bank, assignment: np.ndarray, active: np.ndarray, max_reuse: int) -> "Reuse":
-        _, text = np.unique([normalize(e) for e in bank.corpus.rows.endings], return_inverse=True)
+        text = bank.text_ids
         n = text.max() + 1
         negatives = option_rows(bank, active, assignment)[:, 1:].ravel()
         golds = np.bincount(text[bank.offsets[:-1]], minlength=n)

@@ -8,6 +8,7 @@ need the same input read it back.
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 
 from advfilter.core.layout import BANK_DIR, LM_COLUMNS, read_contexts, read_rows
 from advfilter.core.store import RunStore, atomic_path
+from advfilter.core.text import normalize
 from discriminators.inputs import Arrays, Corpus, Input, features
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,11 @@ class Bank:
         """The bank of a generated run, cached in ``RUN_DIR/af/bank/``."""
         corpus = Corpus.of(read_rows(run, LM_COLUMNS), read_contexts(run), device)
         return cls(corpus, run.path(BANK_DIR))
+
+    @cached_property
+    def text_ids(self) -> np.ndarray:
+        """Per row, an id of its ending's normalised text: rows with the same id say the same."""
+        return np.unique([normalize(e) for e in self.corpus.rows.endings], return_inverse=True)[1]
 
     @property
     def pool_sizes(self) -> np.ndarray:
