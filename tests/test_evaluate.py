@@ -81,5 +81,8 @@ def test_a_model_that_cannot_be_loaded_is_one_line_with_exit_2(tmp_path, runner)
     data = tmp_path / "items.jsonl"
     data.write_text(json.dumps(RECORD) + "\n")
     result = runner.invoke(main, ["evaluate", "--model", str(tmp_path / "no-such-model"), "--data", str(data)])
+    assert result.exit_code == 2 and result.stderr == f"error: {tmp_path / 'no-such-model'}: no such model folder\n"
+    (tmp_path / "empty").mkdir()  # a folder that holds no model
+    result = runner.invoke(main, ["evaluate", "--model", str(tmp_path / "empty"), "--data", str(data)])
     assert result.exit_code == 2 and result.stderr.startswith("error: cannot load")
     assert result.stderr.count("\n") == 1

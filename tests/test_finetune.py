@@ -92,8 +92,6 @@ def test_cli_trains_evaluates_with_the_adapter_and_compares_two_runs(tiny_phi, t
     wrong = runner.invoke(main, ["evaluate", "--model", str(tiny_phi), "--adapter", str(tmp_path),
                                  "--data", str(data)])
     assert wrong.exit_code == 2 and "no LoRA adapter here" in wrong.stderr
-    missing = runner.invoke(main, ["evaluate", "--model", str(tmp_path / "nope"), "--data", str(data)])
-    assert missing.exit_code == 2 and f"{tmp_path / 'nope'}: no such model folder" in missing.stderr
     table = runner.invoke(main, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
     assert table.exit_code == 0
     assert any(line.startswith("config.scheduler") and line.endswith("*") for line in table.stdout.splitlines())
