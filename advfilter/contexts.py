@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 from spacy.language import Language
-from tqdm import tqdm
+from advfilter.core.progress import progress
 
 from advfilter.core.config import Config, ContextsConfig
 from advfilter.core.errors import InputError
@@ -69,6 +69,19 @@ def skip_reason(s1: Parsed, s2: Parsed, cfg: ContextsConfig) -> str | None:
     return None
 
 
+def item_skip_reason(item: Item, cfg: ContextsConfig) -> str | None:
+    """Why an item a reader built (WikiHow) makes no context: its ending's length in words.
+    Items that arrive split by someone else (HellaSwag, SWAG, JSONL) are kept as given."""
+    if not item.built:
+        return None
+    words = len(item.ending.split())
+    if words < cfg.min_ending_tokens:
+        return "ending_too_short"
+    if words > cfg.max_ending_tokens:
+        return "ending_too_long"
+    return None
+
+
 def _parsed_stories(
     stories: list[Story], nlp: Language, batch_size: int
 ) -> Iterator[tuple[Story, list[Parsed]]]:
@@ -77,7 +90,7 @@ def _parsed_stories(
     total = sum(len(story.sentences) for story in stories)
     parsed: list[Parsed] = []
     docs = nlp.pipe(texts, as_tuples=True, batch_size=batch_size)
-    for doc, (n, i) in tqdm(docs, total=total, unit="sent", desc="parsing", disable=None):
+    for doc, (n, i) in progress(docs, total=total, unit="sent", desc="parsing"):
         parsed.append(analyse(doc))
         if i == len(stories[n].sentences) - 1:
             yield stories[n], parsed
@@ -116,9 +129,15 @@ def contexts_from_records(
     def fold(record: Record) -> int:
         return fold_of(record.video_id, cfg.seed, cfg.contexts.folds)
 
-    rows = [_row(r, f"{r.source}~{Path(r.input_file).stem}~{r.item_id}", fold(r),
-                 r.ctx_a, r.ctx_b, r.ending) for r in items]
     skipped: Counter[str] = Counter()
+    rows = []
+    for r in items:
+        reason = item_skip_reason(r, cfg.contexts)
+        if reason:
+            skipped[reason] += 1
+            continue
+        rows.append(_row(r, f"{r.source}~{Path(r.input_file).stem}~{r.item_id}", fold(r),
+                         r.ctx_a, r.ctx_b, r.ending))
     parser = ""
     if stories:
         nlp = nlp or load_pipeline(cfg.contexts.spacy_model, cfg.contexts.spacy_fallbacks)
@@ -156,21 +175,28 @@ def read_inputs(source: str, inputs: list[Path]) -> list[Record]:
     return [record for path in inputs for record in reader(Path(path))]
 
 
-def build_contexts(cfg: Config, run: RunStore, source: str, inputs: list[Path]) -> ContextsSummary:
-    """The contexts stage: read, split, filter and write ``RUN_DIR/contexts.parquet``.
+def build_contexts(cfg: Config, run: RunStore, source: str, inputs: list[Path],
+                   labels: Path | None = None) -> ContextsSummary:
+    """The contexts stage: read, label, split, filter and write ``RUN_DIR/contexts.parquet``.
 
-    Reuses the file if the run already finished this stage with the same source, input
-    hashes and settings; raises RunError if it finished it with different ones.
+    Activity labels come from ``labels`` (``--labels``), else for ActivityNet videos without
+    one from the v1.3 annotation file (fetched once). Reuses the file if the run already
+    finished this stage with the same source, input hashes and settings; raises RunError if
+    it finished it with different ones.
     """
+    from advfilter.sources.release import label_records
+
     records = read_inputs(source, inputs)  # validate every input before touching the run
-    hashes = [{"name": Path(p).name, "sha256": sha256_file(p)} for p in inputs]
+    records, labels = label_records(records, source, labels, cfg.sources.activitynet)
+    files = [*inputs, *([labels] if labels else [])]
+    hashes = [{"name": Path(p).name, "sha256": sha256_file(p)} for p in files]
     stage = run.open_stage("contexts", {  # batch size: speed only
         "source": source, "inputs": hashes, "seed": cfg.seed,
         "contexts": cfg.contexts.model_dump(exclude={"batch_size"})})
     if stage.done:
         return ContextsSummary(contexts=stage.done["rows"], reused=True)
     run.record_invocation(cfg.model_dump(), [{"path": str(Path(p).resolve()), **h}
-                                              for p, h in zip(inputs, hashes)])
+                                              for p, h in zip(files, hashes)])
     table, summary = contexts_from_records(records, cfg)
     if table.empty:
         raise InputError(", ".join(map(str, inputs)), None,

@@ -22,9 +22,11 @@ import numpy as np
 import torch
 
 from advfilter.core.config import EvaluateConfig
-from advfilter.core.errors import InputError
-from advfilter.sources.base import iter_json_lines
+from advfilter.core.errors import InputError, RunError
+from advfilter.core.layout import items
 from advfilter.core.models import load_causal_lm
+from advfilter.core.store import RunStore
+from advfilter.sources.base import iter_json_lines
 
 
 def preprocess(text: str) -> str:
@@ -48,7 +50,8 @@ class Doc:
 
 def to_doc(record: dict[str, Any]) -> Doc:
     ctx = record["ctx_a"] + " " + record["ctx_b"].capitalize()
-    source = str(record.get("source_id", "")).split("~")[0]
+    source_id = str(record.get("source_id", ""))
+    source = source_id.split("~")[0] if "~" in source_id else ""  # "activitynet~v_x"; a bare id: none
     return Doc(preprocess(record["activity_label"] + ": " + ctx),
                tuple(preprocess(e) for e in record["endings"]), int(record["label"]),
                record["activity_label"], source, str(record.get("split", "")))
@@ -164,16 +167,23 @@ def summarize(docs: Sequence[Doc], lls: Sequence[np.ndarray]) -> dict[str, Any]:
     }
 
 
-def evaluate(cfg: EvaluateConfig, data: Path,
+def run_docs(run: RunStore, split: str | None) -> list[Doc]:
+    """The last round's items of a run (only ``split``'s when named) as Docs."""
+    docs = [to_doc(r) for r in items(run, None, split)]
+    if not docs:
+        raise RunError(f"{run.root}: no items{f' in split {split!r}' if split else ''}")
+    return docs
+
+
+def evaluate(cfg: EvaluateConfig, docs: Sequence[Doc], data: str,
              on_batch: Callable[[int], None] = lambda _: None) -> dict[str, Any]:
-    """The ``evaluate`` recipe: score every item of ``data`` (optionally one split) with the
+    """The ``evaluate`` recipe: score ``docs`` (read from ``data``, a file or a run) with the
     configured model; returns the results (config included). ``on_batch(n)`` after each batch."""
-    docs = read_docs(data, cfg.split)
     model, tok = load_causal_lm(cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=cfg.device)
     scorer = Scorer(model.eval(), tok)
     lls: list[np.ndarray] = []
     for batch in batches(docs, cfg.batch_size):
         lls += scorer.loglikelihoods(batch)
         on_batch(len(batch))
-    return {"model": cfg.model, "adapter": cfg.adapter, "data": str(data), "split": cfg.split,
+    return {"model": cfg.model, "adapter": cfg.adapter, "data": data, "split": cfg.split,
             "config": cfg.model_dump(), **summarize(docs, lls)}

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from advfilter.core.config import Config
-from advfilter.core.layout import items
-from advfilter.core.seeds import derive_seed
+from advfilter.core.layout import SPLITS, items
 from advfilter.core.store import RunStore, atomic_path, write_json, write_jsonl
 
 
@@ -73,29 +72,18 @@ def write_lm_eval(records: Iterator[dict[str, Any]], folder: Path, name: str) ->
 
 def write_swag(records: Iterator[dict[str, Any]], out: Path) -> int:
     """SWAG's CSV columns: video-id, fold-ind, startphrase, sent1, sent2, gold-source,
-    ending0..ending{k-1}, label."""
+    ending0..ending{k-1}, label; then each item's split."""
     rows = list(records)
     k = len(rows[0]["endings"]) if rows else 4
     header = ["video-id", "fold-ind", "startphrase", "sent1", "sent2", "gold-source",
-              *[f"ending{i}" for i in range(k)], "label"]
+              *[f"ending{i}" for i in range(k)], "label", "split"]
     with atomic_path(out) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         for r in rows:
             writer.writerow([r["video_id"], r["fold"], r["ctx"], r["ctx_a"], r["ctx_b"], "gold",
-                             *r["endings"], r["label"]])
+                             *r["endings"], r["label"], r["split"]])
     return len(rows)
-
-
-def split_of(fold: int, folds: int, video_id: str, seed: int) -> str:
-    """train / validation / test by whole folds: the last fold is test, the one before it
-    validation (5 folds: 60 / 20 / 20; 10 folds: 80 / 10 / 10). Folds are made of whole videos
-    and a ``retrieval`` negative is the gold of an item of its own fold, so no split meets
-    another split's golds as negatives. Under 3 folds: 80 / 10 / 10 by video."""
-    if folds >= 3:
-        return "test" if fold == folds - 1 else "validation" if fold == folds - 2 else "train"
-    bucket = derive_seed(seed, "split", video_id) % 10
-    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
 DATASET_CARD = """---
@@ -119,18 +107,17 @@ and no split's negatives are another split's golds). Fields follow HellaSwag's J
 """
 
 
-def write_hf(records: Iterator[dict[str, Any]], out: Path, seed: int, folds: int, name: str,
-             generator: str) -> dict[str, int]:
-    """A ``datasets.DatasetDict`` saved with ``save_to_disk`` plus a dataset card README."""
+def write_hf(records: Iterator[dict[str, Any]], out: Path, name: str, generator: str) -> dict[str, int]:
+    """A ``datasets.DatasetDict`` (one split per item ``split``) saved with ``save_to_disk``,
+    plus a dataset card README."""
     import shutil
 
     from datasets import Dataset, DatasetDict
 
-    by_split: dict[str, list[dict[str, Any]]] = {"train": [], "validation": [], "test": []}
+    by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     rounds = 0
     for r in records:
-        split = split_of(r["fold"], folds, r["video_id"], seed)
-        by_split[split].append({**r, "split": split})
+        by_split[r["split"]].append(r)
         rounds = r["round"]
     dataset = DatasetDict({k: Dataset.from_list(v) for k, v in by_split.items() if v})
     tmp = out.with_name(f".{out.name}.tmp")
@@ -151,30 +138,36 @@ class ExportSummary:
     items: int
     name: str
     splits: dict[str, int] = field(default_factory=dict)
+    decontaminated: int = 0  # items left out because a contamination report flags them
 
 
 def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
     """The ``export`` recipe: write ``cfg.export``'s round of ``run`` to ``out`` in its format,
     and record the export (resolved settings, item count) in the run's manifest."""
     e = cfg.export
-    records = items(run, e.round, e.split)
+    records = list(items(run, e.round, e.split))
     if e.verified_only:
         from annotation.workflow import kept
 
         keep = kept(run)
-        records = (r for r in records if r["context_id"] in keep)
+        records = [r for r in records if r["context_id"] in keep]
+    dropped = 0
+    if e.decontaminate:
+        from advfilter.contamination import flagged_ids
+
+        flagged = flagged_ids(Path(e.decontaminate))
+        dropped = sum(r["context_id"] in flagged for r in records)
+        records = [r for r in records if r["context_id"] not in flagged]
     name = e.name or "advfilter_" + "".join(c if c.isalnum() else "_" for c in run.root.name)
-    splits: dict[str, int] = {}
+    splits = {s: n for s in SPLITS if (n := sum(r["split"] == s for r in records))}
     if e.format == "hellaswag":
         n = write_jsonl(out, records)
     elif e.format == "swag":
-        n = write_swag(records, out)
+        n = write_swag(iter(records), out)
     elif e.format == "lm-eval":
-        n = write_lm_eval(records, out, name)
+        n = write_lm_eval(iter(records), out, name)
     else:
-        splits = write_hf(records, out, run.manifest.get("seed", 0), cfg.contexts.folds, name,
-                          cfg.generate.generator)
-        n = sum(splits.values())
+        n = sum(write_hf(iter(records), out, name, cfg.generate.generator).values())
     run.manifest.setdefault("exports", {})[str(out)] = {"export": e.model_dump(), "items": n}
     write_json(run.manifest_path, run.manifest)
-    return ExportSummary(n, name, splits)
+    return ExportSummary(n, name, splits, dropped)

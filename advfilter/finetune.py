@@ -27,7 +27,7 @@ from advfilter.core.errors import ConfigError, RunError
 from advfilter.core.lm import continuation_logprobs
 from advfilter.core.models import load_causal_lm
 from advfilter.core.seeds import derive_seed
-from advfilter.core.store import atomic_dir, atomic_path, write_json, write_jsonl
+from advfilter.core.store import RunStore, atomic_dir, atomic_path, write_json, write_jsonl
 from advfilter.evaluate import Doc, Scorer, batches, summarize
 
 log = logging.getLogger(__name__)
@@ -160,13 +160,17 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
     return summary
 
 
-def load_training_docs(data: Path, eval_data: Path | None) -> tuple[list[Doc], list[Doc]]:
-    """(train, validation) Docs from a DatasetDict folder (``export --format hf``) or JSONL.
+def load_training_docs(data: Path | RunStore, eval_data: Path | None) -> tuple[list[Doc], list[Doc]]:
+    """(train, validation) Docs from a run (its last round's train and validation splits), a
+    DatasetDict folder (``export --format hf``) or JSONL.
 
     JSONL: records whose ``split`` is ``train`` train (all records if none is marked), those
     marked ``validation``/``val`` validate unless ``eval_data`` is given.
     """
-    from advfilter.evaluate import read_docs, to_doc
+    from advfilter.evaluate import read_docs, run_docs, to_doc
+
+    if isinstance(data, RunStore):
+        return run_docs(data, "train"), read_docs(eval_data) if eval_data else run_docs(data, "validation")
 
     if data.is_dir():
         from datasets import load_from_disk
@@ -195,7 +199,7 @@ def wandb_logger(cfg: FinetuneConfig, out: Path) -> Callable[[dict[str, Any]], N
     return wandb.log
 
 
-def finetune_recipe(cfg: FinetuneConfig, data: Path, out: Path, eval_data: Path | None = None,
+def finetune_recipe(cfg: FinetuneConfig, data: Path | RunStore, out: Path, eval_data: Path | None = None,
                     resume: bool = False, use_wandb: bool = False,
                     on_log: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
     """The ``finetune-phi2`` recipe: read the items, train, log (and to W&B if asked)."""

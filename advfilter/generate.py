@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 import ray
-from tqdm import tqdm
+from advfilter.core.progress import progress
 
 from advfilter.core.config import Config
 from advfilter.core.errors import RunError
@@ -106,9 +106,14 @@ def _fit_missing_folds(cfg: Config, contexts: pd.DataFrame, models: Path) -> Non
         own = as_contexts(contexts[contexts["fold"] == k].sort_values("id"))
         refs[fit.options(num_cpus=cfg.generate.threads_per_worker, num_gpus=gpus).remote(
             cfg.model_dump_json(), k, train, valid, own, videos, str(models / f"fold-{k}"))] = k
-    for ref in tqdm(_as_completed(refs), total=len(refs), desc="fitting folds", disable=None):
+    bar = progress(total=len(refs), desc="fitting folds", unit="fold", every=0)
+    for ref in _as_completed(refs):
         stats = _get(ref, f"fitting fold {refs[ref]}")
         log.info("fold %d fitted: %s", refs[ref], stats)
+        bar.set_postfix_str(f"fold {refs[ref]}: " + ", ".join(
+            f"{k} {v}" for k, v in stats.items() if isinstance(v, (int, float))))
+        bar.update(1)
+    bar.close()
 
 
 def _as_completed(refs):
@@ -136,7 +141,7 @@ def _fill_shards(cfg: Config, shards: list[Shard], models: Path, out: Path) -> N
     pool = [actor.remote(cfg.model_dump_json(), str(models), str(out))
             for _ in range(min(count, len(shards)))]
     queue, running = list(shards), {}
-    bar = tqdm(total=sum(len(s.ids) for s in shards), unit="ctx", desc="generating", disable=None)
+    bar = progress(total=sum(len(s.ids) for s in shards), unit="ctx", desc="generating")
     for worker in pool:  # one shard in flight per actor, so a worker's death names its shard
         shard = queue.pop(0)
         running[worker.run.remote(shard)] = (worker, shard)

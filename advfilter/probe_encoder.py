@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from advfilter.core.progress import progress
 
 from advfilter.core.config import EncoderProbeConfig
 from advfilter.core.models import autocast, load_encoder, load_tokenizer, resolve_device
@@ -50,7 +50,7 @@ def train_and_pick(train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any
     steps = cfg.epochs * -(-len(train) // cfg.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / max(steps, 1))
-    bar = tqdm(total=steps, desc=f"encoder probe ({cfg.model})", disable=None)
+    bar = progress(total=steps, desc=f"encoder probe ({cfg.model})")
     model.train()
     for _ in range(cfg.epochs):
         order = rng.permutation(len(train))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from pydantic import Field
-from tqdm import tqdm
+from advfilter.core.progress import progress
 
 from advfilter.core.models import load_encoder, load_tokenizer
 from discriminators.bank import Bank, Batch
@@ -28,7 +28,7 @@ def bert_tokens(corpus: Corpus, model: str, max_length: int) -> Arrays:
     ids = np.zeros((len(texts), max_length), dtype=np.int32)
     types = np.zeros((len(texts), max_length), dtype=np.int8)
     step = 4096
-    for start in tqdm(range(0, len(texts), step), desc="word pieces", disable=None):
+    for start in progress(range(0, len(texts), step), desc="word pieces"):
         end = min(start + step, len(texts))
         enc = tokenizer(list(prompts[owner[start:end]]), texts[start:end], truncation="only_first",
                         max_length=max_length, padding="max_length", return_token_type_ids=True)

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
-from tqdm import tqdm
+from advfilter.core.progress import progress
 
 from discriminators.bank import Bank, Batch
 from discriminators.base import Discriminator, DiscriminatorConfig, discriminators, masked_max
@@ -24,7 +24,7 @@ def pos_tags(corpus: Corpus, spacy_model: str, spacy_fallbacks: tuple[str, ...])
     tags: dict[str, int] = {}
     pos = np.zeros((len(texts), MAX_WORDS), dtype=np.int16)
     docs = nlp.pipe((f"{corpus.ctx_b[o]} {t}" for o, t in zip(owner, texts)), batch_size=512)
-    for i, doc in enumerate(tqdm(docs, total=len(texts), desc="POS tagging", disable=None)):
+    for i, doc in enumerate(progress(docs, total=len(texts), desc="POS tagging")):
         ids = [tags.setdefault(tok.tag_, len(tags) + 1) for tok in doc][:MAX_WORDS]
         pos[i, :len(ids)] = ids
     return Arrays({"pos": pos}, meta={"pos_size": len(tags) + 1})

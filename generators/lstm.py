@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from generators.base import Context, Generator, generators
 from generators.sampling import draw
+from advfilter.core.progress import progress
 from advfilter.core.text import detokenize, word_tokenize
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class LSTMGenerator(Generator):
         valid_seqs = [self._sequence(x) for x in (valid or train)]
         opt = torch.optim.Adam(self.model.parameters(), lr=c.lr)
         best, best_state, stale, history = math.inf, None, 0, []
+        bar = progress(total=c.max_epochs, desc="lstm epochs", unit="epoch", every=0)
         for epoch in range(c.max_epochs):
             self.model.train()
             order = rng.permutation(len(train_seqs))
@@ -131,6 +133,8 @@ class LSTMGenerator(Generator):
             ppl = self._perplexity(valid_seqs)
             history.append(round(ppl, 3))
             log.info("lstm epoch %d: held-out perplexity %.2f", epoch + 1, ppl)
+            bar.set_postfix_str(f"held-out perplexity {ppl:.2f}")
+            bar.update(1)
             if ppl < best:
                 best, stale = ppl, 0
                 best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
@@ -138,6 +142,7 @@ class LSTMGenerator(Generator):
                 stale += 1
                 if stale >= c.patience:
                     break
+        bar.close()
         self.model.load_state_dict(best_state)
         self.model.eval()
         return {"vocab": len(self.vocab), "epochs": len(history), "valid_ppl": history,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,6 +18,20 @@ def nlp():
     """The real spaCy pipeline the default config resolves to."""
     cfg = Config().contexts
     return load_pipeline(cfg.spacy_model, cfg.spacy_fallbacks)
+
+
+ANET_DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anet_dev"
+
+
+@pytest.fixture(scope="session")
+def anet_dev() -> Path:
+    """The real ActivityNet calibration captions (``../shared/data/anet_dev``): skipped with a
+    reason in a clone outside the workspace, a failure on CI, which always has them."""
+    if not (ANET_DEV / "captions.json").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{ANET_DEV} is missing on CI")
+        pytest.skip(f"{ANET_DEV} not here (a clone outside the workspace)")
+    return ANET_DEV
 
 
 @pytest.fixture
@@ -85,6 +100,22 @@ def generated_run(tmp_path_factory) -> Path:
         build_contexts(cfg, run, "activitynet", [corpus])
         generate_candidates(cfg, run)
     return root / "run"
+
+
+@pytest.fixture(scope="session")
+def filtered_run(generated_run, tmp_path_factory) -> Path:
+    """A copy of ``generated_run`` after one round of filtering, shared by tests that read it
+    (exports and reports only add to it)."""
+    import shutil
+
+    from advfilter.core.config import load_config
+    from advfilter.core.store import RunStore
+    from advfilter.filtering import adversarial_filter
+
+    root = tmp_path_factory.mktemp("filtered") / "run"
+    shutil.copytree(generated_run, root)
+    adversarial_filter(load_config(None, {**FAST_RUN, "filter.rounds": 1}), RunStore(root))
+    return root
 
 
 @pytest.fixture

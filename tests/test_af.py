@@ -32,16 +32,34 @@ def test_swap_replaces_easy_negatives_by_unassigned_candidates_scored_above_the_
     assignment = np.array([[0, 1, 2]])
     pool = np.array([0.1, 0.9, 0.2, 0.8, 0.7, 0.0])  # gold scores 0.5
     new, swaps = swap(assignment, np.array([0.5]), [pool], np.array([0]), max_swaps=5,
-                      weighted=False, rng=np.random.default_rng(0))
+                      choice="random", rng=np.random.default_rng(0))
     assert swaps == 2 and new[0, 1] == 1  # the hard negative (0.9) stays
     assert set(new[0]) == {1, 3, 4}  # easy 0 and 2 out, adversarial 3 and 4 in
+
+
+def test_swap_closest_takes_the_candidates_scored_just_above_the_gold():
+    assignment = np.array([[0, 1, 2]])
+    pool = np.array([0.1, 0.9, 0.2, 0.8, 0.6, 0.55, 0.0])  # gold scores 0.5
+    new, swaps = swap(assignment, np.array([0.5]), [pool], np.array([0]), max_swaps=2,
+                      choice="closest", rng=np.random.default_rng(0))
+    assert swaps == 2 and set(new[0]) == {1, 4, 5}  # 0.6 and 0.55, not 0.8
+
+
+def test_swap_with_balance_takes_the_adversarial_candidates_a_second_model_scores_nearest_the_gold():
+    assignment = np.array([[0, 1, 2]])
+    pool = np.array([0.1, 0.9, 0.2, 0.8, 0.6, 0.7, 0.0])  # driver: gold 0.5; 3, 4, 5 adversarial
+    second = np.array([0.0, 0.0, 0.0, 2.0, 5.0, 1.1])  # the second model: gold 1.0
+    new, swaps = swap(assignment, np.array([0.5]), [pool], np.array([0]), max_swaps=1,
+                      choice="random", rng=np.random.default_rng(0),
+                      balance=(np.array([1.0]), [np.append(second, 0.0)]))
+    assert swaps == 1 and 5 in new[0] and 4 not in new[0] and 3 not in new[0]
 
 
 def test_swap_never_exceeds_max_swaps_and_leaves_other_contexts_alone():
     assignment = np.array([[0, 1, 2], [0, 1, 2]])
     pool = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
     new, swaps = swap(assignment, np.array([0.5]), [pool], np.array([1]), max_swaps=1,
-                      weighted=True, rng=np.random.default_rng(0))
+                      choice="weighted", rng=np.random.default_rng(0))
     assert swaps == 1 and (new[0] == assignment[0]).all()
     assert (new[1] != assignment[1]).sum() == 1
 
@@ -55,11 +73,11 @@ def test_swap_never_draws_an_ending_already_a_negative_as_often_as_its_limit():
     reuse = Reuse(text, count, limit=np.ones(10, dtype=int))
     assignment = np.array([[0, 3], [4, 0]])
     pools, rows = [np.array([0.0, 0.0, 0.0, 0.9, 0.95])], [np.arange(7, 12)]  # test: context 1
-    new, swaps = swap(assignment, np.array([0.5]), pools, np.array([1]), 2, False,
+    new, swaps = swap(assignment, np.array([0.5]), pools, np.array([1]), 2, "random",
                       np.random.default_rng(0), (reuse, rows))
     assert swaps == 0 and (new == assignment).all()  # its only adversarial text is in use
     reuse.limit[3] = 2  # e.g. text 3 is the gold of two items
-    new, swaps = swap(assignment, np.array([0.5]), pools, np.array([1]), 2, False,
+    new, swaps = swap(assignment, np.array([0.5]), pools, np.array([1]), 2, "random",
                       np.random.default_rng(0), (reuse, rows))
     assert swaps == 1 and new[1, 1] == 3 and reuse.count[3] == 2 and reuse.count[5] == 0
 

@@ -11,7 +11,9 @@ from advfilter.core.errors import ConfigError
 from discriminators import check_sections, discriminators
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
-SCHEMAS = {"default.yaml": Config, "finetune_phi2.yaml": FinetuneConfig, "evaluate.yaml": EvaluateConfig}
+SCHEMAS = {"default.yaml": Config, "finetune_phi2.yaml": FinetuneConfig, "evaluate.yaml": EvaluateConfig,
+           "wikihow.yaml": Config}
+OVERLAYS = {"wikihow.yaml"}  # merged over the defaults: only the keys a domain changes
 
 
 def load_shipped(path: Path):
@@ -51,7 +53,7 @@ def test_a_misspelt_key_in_a_discriminator_section_is_named():
         check_sections(cfg.filter.discriminator)
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name not in OVERLAYS], ids=lambda p: p.name)
 def test_shipped_yaml_spells_out_the_built_in_defaults(path):
     tree = yaml.safe_load(path.read_text())
     if SCHEMAS[path.name] is not Config:

@@ -9,58 +9,68 @@ from pathlib import Path
 import pytest
 
 from advfilter.cli import main
-from advfilter.core.config import load_config
-from advfilter.export import split_of
-from advfilter.filtering import adversarial_filter
+from advfilter.core.layout import split_of
 from advfilter.sources import sources
-from conftest import FAST_RUN
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def filtered(generated_run, tmp_path_factory):
-    import shutil
-
-    from advfilter.core.store import RunStore
-
-    root = tmp_path_factory.mktemp("export") / "run"
-    shutil.copytree(generated_run, root)
-    adversarial_filter(load_config(None, {**FAST_RUN, "filter.rounds": 1}), RunStore(root))
-    return root
-
-
-def export(runner, filtered, fmt, out, *extra):
-    result = runner.invoke(main, ["export", "--run", str(filtered), "--format", fmt, "--out", str(out), *extra])
+def export(runner, filtered_run, fmt, out, *extra):
+    result = runner.invoke(main, ["export", "--run", str(filtered_run), "--format", fmt, "--out", str(out), *extra])
     assert result.exit_code == 0, result.output
     return out
 
 
-def test_hellaswag_jsonl_loads_with_datasets(runner, filtered, tmp_path):
+def test_hellaswag_jsonl_loads_with_datasets(runner, filtered_run, tmp_path):
     from datasets import load_dataset
 
-    out = export(runner, filtered, "hellaswag", tmp_path / "items.jsonl")
+    out = export(runner, filtered_run, "hellaswag", tmp_path / "items.jsonl")
     rows = load_dataset("json", data_files=str(out), split="train")
     first = rows[0]
     assert first["endings"][first["label"]] and set(rows.column_names) >= {"ctx", "source_id", "split_type"}
 
 
-def test_swag_csv_reads_back_with_the_swag_reader_to_the_same_golds(runner, filtered, tmp_path):
-    out = export(runner, filtered, "swag", tmp_path / "train.csv")
+def test_swag_csv_reads_back_with_the_swag_reader_to_the_same_golds(runner, filtered_run, tmp_path):
+    out = export(runner, filtered_run, "swag", tmp_path / "train.csv")
     golds = {json.loads(x)["ctx_a"] + json.loads(x)["endings"][json.loads(x)["label"]]
-             for x in export(runner, filtered, "hellaswag", tmp_path / "i.jsonl").read_text().splitlines()}
+             for x in export(runner, filtered_run, "hellaswag", tmp_path / "i.jsonl").read_text().splitlines()}
     back = list(sources.get("swag")(out))
     assert {item.ctx_a + item.ending for item in back} == golds
 
 
-def test_hf_dataset_splits_by_video_and_has_a_card(runner, filtered, tmp_path):
+def test_hf_dataset_splits_by_video_and_has_a_card(runner, filtered_run, tmp_path):
     from datasets import load_from_disk
 
-    out = export(runner, filtered, "hf", tmp_path / "hf")
+    out = export(runner, filtered_run, "hf", tmp_path / "hf")
     data = load_from_disk(str(out))
     videos = {split: set(data[split]["video_id"]) for split in data}
     assert all(not videos[a] & videos[b] for a in videos for b in videos if a < b)
     assert "Splits are by whole cross-fitting folds" in (out / "README.md").read_text()
+
+
+def test_every_format_carries_each_items_split_and_they_agree(runner, filtered_run, tmp_path):
+    import csv
+
+    from datasets import load_from_disk
+
+    jsonl = [json.loads(x) for x in export(runner, filtered_run, "hellaswag", tmp_path / "i.jsonl").read_text().splitlines()]
+    by_context = {r["context_id"]: r["split"] for r in jsonl}
+    assert set(by_context.values()) == {"train", "validation", "test"}  # not one constant
+    with open(export(runner, filtered_run, "swag", tmp_path / "s.csv")) as fh:
+        swag = [(r["sent1"], r["split"]) for r in csv.DictReader(fh)]
+    assert sorted(swag) == sorted((r["ctx_a"], r["split"]) for r in jsonl)
+    hf = load_from_disk(str(export(runner, filtered_run, "hf", tmp_path / "hf")))
+    assert {c: s for s in hf for c in hf[s]["context_id"]} == by_context
+    task = export(runner, filtered_run, "lm-eval", tmp_path / "task", "--name", "t")
+    assert [json.loads(x)["split"] for x in (task / "t.jsonl").read_text().splitlines()] == \
+        [r["split"] for r in jsonl]
+    videos = {s: {r["video_id"] for r in jsonl if r["split"] == s} for s in by_context.values()}
+    assert not (videos["train"] & videos["test"]) and not (videos["validation"] & videos["test"])
+
+
+def test_export_split_keeps_only_that_splits_items(runner, filtered_run, tmp_path):
+    out = export(runner, filtered_run, "hellaswag", tmp_path / "test.jsonl", "--split", "test")
+    assert {json.loads(x)["split"] for x in out.read_text().splitlines()} == {"test"}
 
 
 def test_splits_are_whole_folds_so_no_split_meets_another_splits_golds_as_negatives():
@@ -72,11 +82,11 @@ def test_splits_are_whole_folds_so_no_split_meets_another_splits_golds_as_negati
     assert by_video == {"train", "validation", "test"}
 
 
-def test_lm_eval_scores_the_exported_task_exactly_as_advfilter_evaluate(runner, filtered, tmp_path, tiny_phi):
+def test_lm_eval_scores_the_exported_task_exactly_as_advfilter_evaluate(runner, filtered_run, tmp_path, tiny_phi):
     lm_eval = REPO / ".lmeval-venv" / "bin" / "lm_eval"
     if not lm_eval.exists():
         pytest.fail("lm-evaluation-harness is not installed: run `make .lmeval-venv/.installed`")
-    task = export(runner, filtered, "lm-eval", tmp_path / "task", "--name", "advfilter_parity")
+    task = export(runner, filtered_run, "lm-eval", tmp_path / "task", "--name", "advfilter_parity")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     subprocess.run([str(lm_eval), "--model", "hf", "--model_args", f"pretrained={tiny_phi},dtype=float32",
                     "--include_path", str(task), "--tasks", "advfilter_parity", "--device", "cpu",

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ from advfilter.filtering import adversarial_filter
 from advfilter.probe import halves, parse_rounds, run_probes
 from conftest import FAST_RUN
 
-ANET_DEV = Path(__file__).parent.parent.parent / "shared" / "data" / "anet_dev"
 ACTS = ["chops the onion on the board.", "pours water into the pot.", "stirs the soup slowly.",
         "washes the knife in the sink.", "dries the plate with a towel.", "cuts the bread into slices."]
 
@@ -101,12 +98,8 @@ def test_a_malformed_items_file_is_one_line_and_exit_2(tmp_path, runner):
     assert result.exit_code == 2 and f"{bad}: line 1: label 5 is not an index" in result.stderr
 
 
-def test_hellaswag_items_sit_between_chance_and_easy_for_the_tfidf_probe(runner):
-    items = ANET_DEV / "hellaswag_items.jsonl"
-    if not items.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{items} is missing on CI")
-        pytest.skip(f"{items} not here (a clone outside the workspace)")
+def test_hellaswag_items_sit_between_chance_and_easy_for_the_tfidf_probe(runner, anet_dev):
+    items = anet_dev / "hellaswag_items.jsonl"
     result = runner.invoke(main, ["probe", "--items", str(items), "--probes", "tfidf"])
     assert result.exit_code == 0, result.output
     accs = [float(line.split("acc=")[1].split()[0]) for line in result.stdout.splitlines()]

@@ -175,4 +175,4 @@ def test_swag_bad_label_names_the_line(write):
 
 
 def test_every_reader_is_registered():
-    assert sources.names() == ["activitynet", "hellaswag", "jsonl", "lsmdc", "swag"]
+    assert sources.names() == ["activitynet", "hellaswag", "jsonl", "lsmdc", "swag", "wikihow"]

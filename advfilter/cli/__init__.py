@@ -71,9 +71,21 @@ def overrides_of(overrides: tuple[str, ...], **shortcuts: Any) -> dict[str, Any]
     return dotted
 
 
-RUN = click.option("--run", "run_dir", required=True,
-                    type=click.Path(file_okay=False, exists=True, path_type=Path),
-                    help="Run directory made by advfilter generate.")
+RUN = click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                   help="Run directory made by advfilter generate (default: the latest finished "
+                        "run under runs/).")
+
+
+def resolve_run(run_dir: Path | None, needs: str = "filter") -> Path:
+    """``run_dir``, or the run under ``runs/`` whose ``needs`` stage finished last (said on
+    stderr, so a script's stdout is unchanged)."""
+    if run_dir is not None:
+        return run_dir
+    from advfilter.core.runs import latest_run
+
+    found = latest_run(needs)
+    click.echo(f"using run {found} (the latest with a finished {needs} stage)", err=True)
+    return found
 CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                        help="YAML config merged over the run's own.")
 SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",

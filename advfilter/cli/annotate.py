@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, run_config
+from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, resolve_run, run_config
 from advfilter.core.store import RunStore
 
 
@@ -37,7 +37,7 @@ def push(run_dir: Path, url: str | None, round_n: int | None, project: str | Non
     from annotation.client import Server
     from annotation.workflow import push as do_push
 
-    run = RunStore(run_dir)
+    run = RunStore(resolve_run(run_dir))
     a = run_config(run, config_file, overrides_of(overrides, annotate__overlap=overlap)).annotate
     s = do_push(run, Server(url), round_n, project, limit, a.overlap, a.batch_size)
     click.echo(f"push: project '{s.project}' (id {s.project_id}): {s.imported} tasks imported, "
@@ -59,7 +59,7 @@ def pull(run_dir: Path, url: str | None) -> None:
     from annotation.client import Server
     from annotation.workflow import pull as do_pull
 
-    _print_pull(do_pull(RunStore(run_dir), Server(url)))
+    _print_pull(do_pull(RunStore(resolve_run(run_dir)), Server(url)))
 
 
 @annotate.command()
@@ -70,4 +70,4 @@ def status(run_dir: Path, url: str | None) -> None:
     from annotation.client import Server
     from annotation.workflow import pull as do_pull
 
-    _print_pull(do_pull(RunStore(run_dir), Server(url), write=False))
+    _print_pull(do_pull(RunStore(resolve_run(run_dir)), Server(url), write=False))

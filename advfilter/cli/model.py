@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from advfilter.cli import SET, main, overrides_of
+from advfilter.cli import RUN, SET, main, overrides_of, resolve_run
 from advfilter.core.config import EvaluateConfig, FinetuneConfig, load_config
+from advfilter.core.errors import ConfigError
 
 _YAML = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                      help="YAML config (built-in defaults: the one in configs/).")
@@ -20,45 +21,85 @@ def _fmt(row: dict) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
 
 
+def _side_by_side(base: dict, tuned: dict | None) -> list[str]:
+    """Overall and per-activity acc / acc_norm; with ``tuned``, baseline and tuned side by side."""
+    def cell(r: dict | None) -> str:
+        return f"{r['acc']:.3f} {r['acc_norm']:.3f}" if r else "    -     -"
+
+    results = [base] + ([tuned] if tuned else [])
+    head = "acc   acc_norm" + ("   (tuned) acc acc_norm  Δacc_norm" if tuned else "")
+    lines = [f"{'':32} {'n':>5}  {head}"]
+
+    def row(name: str, rows: list[dict | None]) -> str:
+        text = f"{name[:32]:32} {rows[0]['n']:5d}  " + "   ".join(cell(r) for r in rows)
+        if tuned and rows[1]:
+            text += f"   {rows[1]['acc_norm'] - rows[0]['acc_norm']:+.3f}"
+        return text
+
+    lines.append(row("all", results))
+    groups = [("activity", k) for k in base["by"]["activity"]]
+    if len(base["by"]["source"]) > 1:
+        groups += [("source", k) for k in base["by"]["source"]]
+    for group, key in groups:
+        lines.append(row(f"  {group} {key or '-'}", [r["by"][group].get(key) for r in results]))
+    return lines
+
+
 @main.command()
 @click.option("--model", "model_name", metavar="NAME_OR_PATH",
               help="Causal LM, e.g. microsoft/phi-2 or a local folder (config: model).")
 @click.option("--adapter", type=click.Path(file_okay=False, exists=True),
-              help="LoRA adapter folder (config: adapter).")
-@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="LoRA adapter: the finetune-phi2 --out folder or its adapter/ (config: adapter). "
+                   "The base model is scored too, side by side.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="HellaSwag-format JSONL (advfilter export, or HellaSwag itself).")
-@click.option("--split", help="Only records whose split field equals this (config: split).")
+@RUN
+@click.option("--split", help="Only items of this split, e.g. test (config: split).")
 @click.option("--batch-size", type=int, help="Items per forward pass (config: batch_size; 16).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write results JSON (with the resolved config) here.")
 @_YAML
 @SET
-def evaluate(model_name: str | None, adapter: str | None, data: Path, split: str | None,
-             batch_size: int | None, output: Path | None, config_file: Path | None,
-             overrides: tuple[str, ...]) -> None:
-    """Zero-shot acc / acc_norm, scored as lm-evaluation-harness scores HellaSwag."""
-    from tqdm import tqdm
-
+def evaluate(model_name: str | None, adapter: str | None, data: Path | None, run_dir: Path | None,
+             split: str | None, batch_size: int | None, output: Path | None,
+             config_file: Path | None, overrides: tuple[str, ...]) -> None:
+    """Zero-shot acc / acc_norm, scored as lm-evaluation-harness scores HellaSwag, on a JSONL
+    file (--data) or a run's items (--run; default: the latest finished run), e.g.
+    --split test."""
     from advfilter import evaluate as ev
-    from advfilter.core.store import write_json
+    from advfilter.core.progress import progress
+    from advfilter.core.store import RunStore, write_json
 
+    if data is not None and run_dir is not None:
+        raise ConfigError("give one of --data FILE and --run RUN_DIR, not both")
     cfg = load_config(config_file, overrides_of(overrides, model=model_name, adapter=adapter, split=split,
                                                 batch_size=batch_size), schema=EvaluateConfig)
-    with tqdm(desc="scoring", unit="item", disable=None) as bar:
-        results = ev.evaluate(cfg, data, on_batch=bar.update)
-    click.echo(f"n={results['n']}  acc={results['acc']:.4f} ± {results['acc_stderr']:.4f}  "
-               f"acc_norm={results['acc_norm']:.4f} ± {results['acc_norm_stderr']:.4f}")
-    for group, rows in results["by"].items():
-        for key, r in rows.items():
-            click.echo(f"  {group} {key or '-'}: n={r['n']} acc={r['acc']:.3f} acc_norm={r['acc_norm']:.3f}")
+    if data is not None:
+        docs, source = ev.read_docs(data, cfg.split), str(data)
+    else:
+        run = RunStore(resolve_run(run_dir))
+        docs, source = ev.run_docs(run, cfg.split), str(run.root)
+
+    def score(c: EvaluateConfig, what: str) -> dict:
+        with progress(total=len(docs), desc=f"scoring ({what})", unit="item") as bar:
+            return ev.evaluate(c, docs, source, on_batch=bar.update)
+
+    base = score(cfg.model_copy(update={"adapter": None}), "base model")
+    tuned = score(cfg, "with adapter") if cfg.adapter else None
+    for r, name in ((base, "base"), (tuned, "tuned")):
+        if r:
+            click.echo(f"{name}: n={r['n']}  acc={r['acc']:.4f} ± {r['acc_stderr']:.4f}  "
+                       f"acc_norm={r['acc_norm']:.4f} ± {r['acc_norm_stderr']:.4f}")
+    click.echo("\n".join(_side_by_side(base, tuned)))
     if output:
-        write_json(output, results)
+        write_json(output, {**tuned, "baseline": base} if tuned else base)
         click.echo(f"results: {output}")
 
 
 @main.command(name="finetune-phi2")
-@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
+@click.option("--data", type=click.Path(exists=True, path_type=Path),
               help="Exported items: HellaSwag JSONL or an `export --format hf` folder.")
+@RUN
 @click.option("--eval-data", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Validation JSONL (default: the data's validation split).")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -86,22 +127,29 @@ def evaluate(model_name: str | None, adapter: str | None, data: Path, split: str
 @click.option("--wandb", "use_wandb", is_flag=True,
               help="Also log to Weights & Biases (offline unless configured).")
 @SET
-def finetune_phi2(data: Path, eval_data: Path | None, out: Path, config_file: Path | None,
+def finetune_phi2(data: Path | None, run_dir: Path | None, eval_data: Path | None, out: Path, config_file: Path | None,
                   model: str | None, objective: str | None, lora_r: int | None, lora_alpha: int | None,
                   lora_dropout: float | None, epochs: int | None, max_steps: int | None,
                   lr: float | None, scheduler: str | None, warmup_steps: int | None,
                   batch_size: int | None, grad_accum: int | None, save_every: int | None,
                   load_4bit: bool | None, seed: int | None, resume: bool, use_wandb: bool,
                   overrides: tuple[str, ...]) -> None:
-    """LoRA fine-tuning (peft) of Phi-2's attention and MLP projections on exported items."""
+    """LoRA fine-tuning (peft) of Phi-2's attention and MLP projections on exported items
+    (--data) or a run's train split, validated on its validation split (--run; default: the
+    latest finished run). Its test split is left for `advfilter evaluate --run RUN --split test`."""
+    from advfilter.core.store import RunStore
     from advfilter.finetune import finetune_recipe
+
+    if data is not None and run_dir is not None:
+        raise ConfigError("give one of --data and --run, not both")
 
     cfg = load_config(config_file, overrides_of(
         overrides, model=model, objective=objective, lora__r=lora_r, lora__alpha=lora_alpha,
         lora__dropout=lora_dropout, epochs=epochs, max_steps=max_steps, lr=lr, scheduler=scheduler,
         warmup_steps=warmup_steps, batch_size=batch_size, grad_accum=grad_accum, save_every=save_every,
         load_4bit=load_4bit, seed=seed), schema=FinetuneConfig)
-    summary = finetune_recipe(cfg, data, out, eval_data, resume, use_wandb,
+    source = data if data is not None else RunStore(resolve_run(run_dir))
+    summary = finetune_recipe(cfg, source, out, eval_data, resume, use_wandb,
                               on_log=lambda row: click.echo(_fmt(row)))
     click.echo(f"finetune: {summary['steps']} steps; loss {summary['first_loss']:.4f} -> "
                f"{summary['last_loss']:.4f}; eval acc={summary['eval_acc']} "

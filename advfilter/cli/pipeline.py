@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, run_config
-from advfilter.core.config import load_config
+from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, resolve_run, run_config
+from advfilter.core.config import Config, load_config
+from advfilter.core.errors import ConfigError
+from advfilter.core.runs import default_run_dir
 from advfilter.sources import sources
 from advfilter.core.store import RunStore
 
@@ -42,10 +44,18 @@ def _print_candidates(summary: GenerateSummary, run: RunStore) -> None:
 @main.command()
 @click.option("--source", default="activitynet", show_default=True,
               type=click.Choice(sources.names()), help="Corpus format of the input files.")
-@click.option("--input", "inputs", multiple=True, required=True, metavar="FILE [FILE ...]",
-              type=click.Path(dir_okay=False, path_type=Path), help="Corpus file(s).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory to create or resume.")
+@click.option("--input", "inputs", multiple=True, metavar="FILE [FILE ...]",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Corpus file(s). Without it, --source activitynet downloads the public "
+                   "ActivityNet Captions release once into $ADVFILTER_HOME (~/.cache/advfilter).")
+@click.option("--split", "release_split", type=click.Choice(["train", "val_1", "val_2"]),
+              help="ActivityNet Captions file read without --input "
+                   "(config: sources.activitynet.split; val_1).")
+@click.option("--labels", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Activity labels: ActivityNet v1.3's activity_net.v1-3.min.json or a "
+                   "{video_id: label} JSON (default: v1.3's, fetched once, for videos without one).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory to create or resume (default: runs/<source>-<split or input name>).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config (defaults: configs/default.yaml).")
 @click.option("--seed", type=int, help="Seed for folds and sampling (config: seed).")
@@ -61,7 +71,8 @@ def _print_candidates(summary: GenerateSummary, run: RunStore) -> None:
 @click.option("--stage", type=click.Choice(["contexts", "candidates"]), default=None,
               help="Stop after this stage (contexts: after writing contexts.parquet).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
-def generate(source: str, inputs: tuple[Path, ...], out: Path, config_file: Path | None,
+def generate(source: str, inputs: tuple[Path, ...], release_split: str | None, labels: Path | None,
+             out: Path | None, config_file: Path | None,
              seed: int | None, folds: int | None, generator: str | None,
              num_candidates: int | None, workers: int | None, ray_address: str | None,
              overrides: tuple[str, ...], stage: str | None, overwrite: bool) -> None:
@@ -77,12 +88,31 @@ def generate(source: str, inputs: tuple[Path, ...], out: Path, config_file: Path
 
     cfg = load_config(config_file, overrides_of(
         overrides, seed=seed, contexts__folds=folds, generate__generator=generator,
-        generate__num_candidates=num_candidates, generate__workers=workers))
+        generate__num_candidates=num_candidates, generate__workers=workers,
+        sources__activitynet__split=release_split))
+    files, name = corpus_files(source, list(inputs), cfg)
+    if out is None:
+        out = default_run_dir(source, name)
+        click.echo(f"run directory: {out} (no --out given)")
     with RunStore.open(out, overwrite=overwrite) as run:
-        _print_contexts(build_contexts(cfg, run, source, list(inputs)), run)
+        _print_contexts(build_contexts(cfg, run, source, files, labels), run)
         if stage != "contexts":
             _print_candidates(generate_candidates(cfg, run, ray_address), run)
     click.echo(f"run directory: {out}")
+
+
+def corpus_files(source: str, inputs: list[Path], cfg: Config) -> tuple[list[Path], str]:
+    """The corpus files to read and the name a default run directory takes from them:
+    ``--input`` as given (named by the first file), else the ActivityNet Captions release's
+    split, fetched into the cache (named by the split)."""
+    if inputs:
+        return inputs, inputs[0].stem
+    if source != "activitynet":
+        raise ConfigError(f"--source {source} needs --input FILE (only activitynet can be downloaded)")
+    from advfilter.sources.release import captions_file
+
+    split = cfg.sources.activitynet.split
+    return [captions_file(cfg.sources.activitynet, split)], split
 
 
 @main.command(name="filter")
@@ -119,7 +149,7 @@ def filter_command(run_dir: Path, rounds: int | None, discriminators: str | None
                         filter__negatives=negatives, filter__max_swaps=max_swaps,
                         filter__driver=driver, filter__probe_every=probe_every,
                         filter__device=device, filter__score_workers=score_workers, seed=seed)
-    run = RunStore(run_dir)
+    run = RunStore(resolve_run(run_dir, "candidates"))
     cfg = run_config(run, config_file, dotted)
 
     def line(m: dict[str, Any]) -> None:
@@ -151,7 +181,7 @@ def report(run_dir: Path, out: Path | None) -> None:
     """Table and PNG of a filter run: accuracy per round per discriminator, ending lengths."""
     from advfilter import report as rep
 
-    run = RunStore(run_dir)
+    run = RunStore(resolve_run(run_dir))
     click.echo(rep.table(run))
     out = out or run.path("af/report.png")
     rep.plot(run, out)

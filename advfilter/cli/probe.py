@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from advfilter.cli import SET, main, overrides_of, run_config
+from advfilter.cli import SET, main, overrides_of, resolve_run, run_config
 from advfilter.core.config import load_config
 from advfilter.core.errors import ConfigError
 from advfilter.core.store import RunStore
@@ -13,7 +13,8 @@ from advfilter.core.store import RunStore
 
 @main.command()
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Run directory: probe its rounds, results to af/probe.jsonl.")
+              help="Run directory: probe its rounds, results to af/probe.jsonl (default: the "
+                   "latest finished run under runs/).")
 @click.option("--items", "items_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Any HellaSwag-format JSONL instead (e.g. HellaSwag's own items).")
 @click.option("--rounds", help="0,last (default) | all | a comma-separated list (config: probe.rounds).")
@@ -31,8 +32,8 @@ def probe(run_dir: Path | None, items_file: Path | None, rounds: str | None, nam
     artifact of filtering, not success."""
     from advfilter.probe import probe_items, probe_run
 
-    if (run_dir is None) == (items_file is None):
-        raise ConfigError("give exactly one of --run RUN_DIR and --items FILE")
+    if run_dir is not None and items_file is not None:
+        raise ConfigError("give one of --run RUN_DIR and --items FILE, not both")
     dotted = overrides_of(overrides, probe__rounds=rounds, probe__encoder__model=encoder,
                           probe__probes=[n.strip() for n in names.split(",")] if names else None)
 
@@ -41,8 +42,8 @@ def probe(run_dir: Path | None, items_file: Path | None, rounds: str | None, nam
         click.echo(f"{where}: {r.probe:14} acc={r.acc:.3f} ± {r.stderr:.3f} (chance {r.chance:.2f}; "
                    f"train {r.n_train}, test {r.n_test}; {r.seconds:.1f} s)")
 
-    if run_dir is not None:
-        run = RunStore(run_dir)
+    if items_file is None:
+        run = RunStore(resolve_run(run_dir))
         probe_run(run_config(run, config_file, dotted), run, on_result=line)
         click.echo(f"probe: results in {run.path('af/probe.jsonl')}")
     else:

@@ -40,6 +40,27 @@ class ContextsConfig(_Strict):
         return self
 
 
+class ActivityNetConfig(_Strict):
+    """Where ``--source activitynet`` without ``--input`` gets ActivityNet Captions and labels."""
+
+    split: Literal["train", "val_1", "val_2"] = Field("val_1", description="file of the release read")
+    captions_url: str = "https://cs.stanford.edu/people/ranjaykrishna/densevid/captions.zip"
+    captions_sha256: str | None = Field(
+        "7ed4f4d613d965683fbdbb9f01baad4fe2a439b99fc39cfd2f6fa6cf9201fd2b",
+        description="SHA-256 of the archive; null = do not check")
+    labels_url: str = ("https://raw.githubusercontent.com/activitynet/ActivityNet/master/"
+                       "Evaluation/data/activity_net.v1-3.min.json")
+    labels_sha256: str | None = "4c29d5b1561e1cbff9ac69816c159e60d417a18f16db8acc0fc254c377fa9ae3"
+    fetch_labels: bool = Field(True, description=(
+        "fetch the v1.3 annotation file when videos carry no activity label (else --labels FILE)"))
+
+
+class SourcesConfig(_Strict):
+    """Settings of the corpus readers that have any."""
+
+    activitynet: ActivityNetConfig = ActivityNetConfig()
+
+
 class SamplingConfig(_Strict):
     """How endings are sampled from a generator."""
 
@@ -177,7 +198,10 @@ class FilterConfig(_Strict):
     split: Literal["contexts", "folds"] = Field(
         "folds", description="held out each round: random contexts, or whole folds (retrieval pools)")
     driver: Literal["ensemble", "best"] = "ensemble"
-    swap_choice: Literal["random", "weighted"] = "random"
+    swap_choice: Literal["random", "weighted", "closest"] = "random"
+    balance: str | None = Field(None, description=(
+        "a discriminator of the ensemble (e.g. bow, ending only): among adversarial candidates "
+        "take those it scores nearest the gold, so negatives are no more typical than the gold"))
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"
     min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
     stop: StopConfig = StopConfig()
@@ -191,15 +215,30 @@ class FilterConfig(_Strict):
     discriminator: dict[str, dict[str, Any]] = {}
     ensemble: EnsembleConfig = EnsembleConfig()
 
+    @model_validator(mode="after")
+    def _balance_is_trained(self) -> "FilterConfig":
+        if self.balance is not None and self.balance not in self.discriminators:
+            raise ValueError(f"balance {self.balance!r} is not one of the discriminators "
+                             f"{self.discriminators}")
+        return self
+
 
 class ExportConfig(_Strict):
     """``advfilter export``: which round, in which format."""
 
     format: Literal["hellaswag", "swag", "hf", "lm-eval"] = "hellaswag"
     round: int | None = Field(None, ge=0, description="None = the last; 0 = random negatives")
-    split: str = Field("train", description="value of the split field (hellaswag, swag)")
+    split: Literal["train", "validation", "test"] | None = Field(
+        None, description="only this split's items; None = all (each item carries its split)")
     name: str | None = Field(None, description="task / dataset name; None = advfilter_RUN_NAME")
     verified_only: bool = Field(False, description="only items people kept (annotate pull)")
+    decontaminate: str | None = Field(None, description="contamination report: leave its flagged items out")
+
+
+class ContaminationConfig(_Strict):
+    """``advfilter contamination``: n-gram overlap with evaluation sets and across splits."""
+
+    ngram: int = Field(13, ge=1, description="words per n-gram (13: GPT-3's and Phi's choice)")
 
 
 class AnnotateConfig(_Strict):
@@ -244,11 +283,13 @@ class Config(_Strict):
     """The whole resolved configuration of a run."""
 
     seed: int = 0
+    sources: SourcesConfig = SourcesConfig()
     contexts: ContextsConfig = ContextsConfig()
     generate: GenerateConfig = GenerateConfig()
     filter: FilterConfig = FilterConfig()
     export: ExportConfig = ExportConfig()
     probe: ProbeConfig = ProbeConfig()
+    contamination: ContaminationConfig = ContaminationConfig()
     annotate: AnnotateConfig = AnnotateConfig()
 
 

@@ -162,8 +162,23 @@ def write_probes(run: RunStore, rows: list[dict[str, Any]]) -> None:
 
 
 # --- items: a round as text ----------------------------------------------------------------
-def items(run: RunStore, round_n: int | None = None, split: str = "train") -> Iterator[dict[str, Any]]:
-    """HellaSwag-style items of round ``round_n`` (default: the last), gold at a seeded position.
+def split_of(fold: int, folds: int, video_id: str, seed: int) -> str:
+    """train / validation / test by whole folds: the last fold is test, the one before it
+    validation (5 folds: 60 / 20 / 20; 10 folds: 80 / 10 / 10). Folds are made of whole videos
+    and a ``retrieval`` negative is the gold of an item of its own fold, so no split meets
+    another split's golds as negatives. Under 3 folds: 80 / 10 / 10 by video."""
+    if folds >= 3:
+        return "test" if fold == folds - 1 else "validation" if fold == folds - 2 else "train"
+    bucket = derive_seed(seed, "split", video_id) % 10
+    return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def items(run: RunStore, round_n: int | None = None, split: str | None = None) -> Iterator[dict[str, Any]]:
+    """HellaSwag-style items of round ``round_n`` (default: the last), gold at a seeded position,
+    each with its ``split`` (``split_of`` its fold); only ``split``'s items when one is named.
 
     Contexts whose pool was too small to assign negatives are left out.
     """
@@ -175,19 +190,24 @@ def items(run: RunStore, round_n: int | None = None, split: str = "train") -> It
     row_of = {cid: i for i, cid in enumerate(rows.context_ids)}
     contexts = read_contexts(run).set_index("id")
     seed = run.manifest.get("seed", 0)
+    folds = run.manifest.get("config", {}).get("contexts", {}).get("folds") or int(contexts["fold"].max()) + 1
     assignment = read_round(run, round_n)
     ind = 0
     for cid, negatives in zip(assignment["context_id"], assignment["negatives"]):
         if negatives[0] < 0:
             continue
-        start = rows.offsets[row_of[cid]]
         row = contexts.loc[cid]
+        item_split = split_of(int(row["fold"]), folds, row["video_id"], seed)
+        if split is not None and item_split != split:
+            continue
+        start = rows.offsets[row_of[cid]]
         endings = [texts[start + 1 + j] for j in negatives]
         label = derive_seed(seed, "export", cid) % (len(endings) + 1)
         endings.insert(label, texts[start])
         yield {"ind": ind, "activity_label": row["activity_label"], "ctx_a": row["ctx_a"],
-               "ctx_b": row["ctx_b"], "ctx": f"{row['ctx_a']} {row['ctx_b']}", "endings": endings,
-               "label": label, "source_id": f"{row['source']}~{row['video_id']}", "split": split,
+               "ctx_b": row["ctx_b"], "ctx": f"{row['ctx_a']} {row['ctx_b']}".strip(),
+               "endings": endings, "label": label,
+               "source_id": f"{row['source']}~{row['video_id']}", "split": item_split,
                "split_type": "indomain", "context_id": cid, "round": round_n,
                "video_id": row["video_id"], "fold": int(row["fold"])}
         ind += 1

@@ -181,14 +181,14 @@ def encode_sentences(texts: list[str], model: str, max_length: int = 64, device:
     """
     import numpy as np
     import torch
-    from tqdm import tqdm
+    from advfilter.core.progress import progress
 
     dev = resolve_device(device)
     tok, enc = load_tokenizer(model), load_encoder(model).to(dev).eval()
     order = np.argsort([-len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), enc.config.hidden_size), dtype=np.float16)
     with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), desc=desc, disable=None):
+        for start in progress(range(0, len(texts), batch_size), desc=desc):
             idx = order[start:start + batch_size]
             batch = tok([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
                         return_tensors="pt").to(dev)

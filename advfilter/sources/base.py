@@ -33,6 +33,7 @@ class Item:
     ctx_b: str
     ending: str
     input_file: str
+    built: bool = False  # made by a reader's own construction (WikiHow): length filters apply
 
 
 Record = Union[Story, Item]
