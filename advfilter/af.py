@@ -101,8 +101,7 @@ class Reuse:
 
 def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test: np.ndarray,
          max_swaps: int, choice: str, rng: np.random.Generator,
-         reuse: tuple[Reuse, list[np.ndarray]] | None = None,
-         balance: tuple[np.ndarray, list[np.ndarray]] | None = None) -> tuple[np.ndarray, int]:
+         reuse: tuple[Reuse, list[np.ndarray]] | None = None) -> tuple[np.ndarray, int]:
     """Replace easy negatives of each test context by adversarial candidates.
 
     ``pools[i]`` holds the driver's scores of test context ``test[i]``'s whole pool and
@@ -111,8 +110,6 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
     gold: the smallest step that fools the driver, so negatives do not overshoot into being
     more typical than the gold). With ``reuse`` = (counts, bank rows of each test context's
     pool), a candidate whose text is a negative as often as its limit allows is not drawn.
-    With ``balance`` = (gold scores, pool scores) under a second model, ``choice`` is
-    overruled: the adversarial candidates scored nearest the gold by that model are taken.
     Returns the new assignment and the number of swaps.
     """
     new = assignment.copy()
@@ -130,10 +127,7 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
         if n == 0:
             continue
         out = rng.choice(easy, n, replace=False)
-        if balance is not None:
-            distance = np.abs(balance[1][i][adversarial] - balance[0][i])
-            new[c, out] = adversarial[np.argsort(distance, kind="stable")[:n]]
-        elif choice == "closest":
+        if choice == "closest":
             new[c, out] = adversarial[np.argsort(scores[adversarial], kind="stable")[:n]]
         else:
             p = None
@@ -208,30 +202,20 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     timings["score_s"] += time.perf_counter() - t
     t = time.perf_counter()
     cuts = np.cumsum(ends - starts)[:-1]
-    gold, pools = _per_context(flat, cuts)
-    balance = None
-    if cfg.balance:
-        progress(f"round {r}: scoring pools with {cfg.balance} (balance)")
-        scored = (score_rows or (lambda _, model, rows: score(model, bank, rows)))(
-            cfg.balance, models[cfg.balance], rows)
-        balance = _per_context(scored, cuts)
+    per_context = np.split(flat, cuts)
+    gold = np.array([s[0] for s in per_context])
+    pools = [s[1:] for s in per_context]
     reuse = None
     if cfg.max_reuse:
         reuse = (Reuse.of(bank, assignment, active, cfg.max_reuse),
                  [np.arange(a + 1, b) for a, b in zip(starts, ends)])
     new, swaps = swap(assignment, gold, pools, test, swap_count(cfg, accuracy[driver]),
-                      cfg.swap_choice, rng, reuse, balance)
+                      cfg.swap_choice, rng, reuse)
     changed = float((new[active] != assignment[active]).any(1).mean())
     timings["bookkeeping_s"] = time.perf_counter() - t
     return RoundResult(new, {"round": r, "accuracy": accuracy, "driver": driver, "swaps": swaps,
                              "changed_frac": changed, "test_contexts": int(n_test),
                              **{k: round(v, 3) for k, v in timings.items()}})
-
-
-def _per_context(flat: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Scores laid out context by context (gold first, then its pool) → (golds, pools)."""
-    per_context = np.split(flat, cuts)
-    return np.array([s[0] for s in per_context]), [s[1:] for s in per_context]
 
 
 def set_threads(cfg: FilterConfig) -> None:

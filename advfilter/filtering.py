@@ -133,7 +133,7 @@ def _round(cfg: Config, run: RunStore, bank: Bank, r: int, assignment: np.ndarra
     """Round ``r`` run and written (assignment, then the metrics lines: ``history`` + its own);
     its metrics."""
     f = cfg.filter
-    with progress(total=len(model_names(f)) + 1 + bool(f.balance), desc=f"round {r}", leave=False) as bar:
+    with progress(total=len(model_names(f)) + 1, desc=f"round {r}", leave=False) as bar:
         result = run_round(r, bank, assignment, active, f, cfg.seed, score_rows=score_rows,
                            progress=lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
     metrics = {**result.metrics, "below_chance": below_chance(result.metrics["accuracy"], f)}

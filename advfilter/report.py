@@ -3,13 +3,14 @@ discriminators and of the probes outside the loop, ending lengths). A ``!`` mark
 discriminator below chance by more than ``filter.stop.margin``: an overshoot."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
-    AF_DIR, last_round, read_metrics, read_probes, read_rows, round_assignment,
+    AF_DIR, ANNOTATORS_FILE, last_round, read_metrics, read_probes, read_rows, round_assignment,
 )
 from advfilter.core.store import RunStore, atomic_path
 from advfilter.core.text import word_tokenize
@@ -37,7 +38,28 @@ def table(run: RunStore) -> str:
         lines.append("probes (outside the loop; trained on half the videos, tested on the other half):")
         lines += [f"round {p['round']:3d}  {p['probe']:14} {p['acc']:.3f} ± {p['stderr']:.3f}  "
                   f"(chance {p['chance']:.2f}, test {p['n_test']})" for p in probes]
+    lines += humans(run, metrics)
     return "\n".join(lines)
+
+
+def humans(run: RunStore, metrics: list[dict]) -> list[str]:
+    """Lines: people's accuracy on the verified items next to the discriminators' in the
+    round they saw (HellaSwag: 95.6 % human vs 47 % BERT-Large), and whose votes were dropped."""
+    path = run.path(ANNOTATORS_FILE)
+    if not path.exists():
+        return []
+    people = json.loads(path.read_text())
+    seen = next((m for m in metrics if m["round"] == people["round"]), None)
+    models = "  ".join(f"{k} {v:.3f}" for k, v in (seen or {}).get("accuracy", {}).items())
+    lines = ["", f"human verification (round {people['round']}):",
+             f"  people    {people['human_accuracy']:.3f}  ({people['human_answers']} answers; "
+             f"Fleiss' kappa {people['kappa_kept']:.3f})"]
+    if models:
+        lines.append(f"  models    {models}  (held-out accuracy in that round)")
+    if people["dropped"]:
+        lines.append(f"  votes dropped (accuracy below {people['min_annotator_accuracy']}): annotators "
+                     + ", ".join(map(str, people["dropped"])))
+    return lines
 
 
 def sources(run: RunStore) -> list[str]:

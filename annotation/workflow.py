@@ -10,15 +10,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from advfilter.core.config import AnnotateConfig
 from advfilter.core.errors import RunError
-from advfilter.core.layout import ANNOTATION_STATE, ANNOTATIONS_FILE, DECISIONS_FILE, items, last_round
+from advfilter.core.layout import (
+    ANNOTATION_STATE, ANNOTATIONS_FILE, ANNOTATORS_FILE, DECISIONS_FILE, items, last_round,
+)
 from advfilter.core.store import RunStore, read_jsonl, write_json, write_jsonl
-from annotation.agreement import ItemVerdict, fleiss_kappa, verdict
+from annotation.agreement import ItemVerdict, verdict
 from annotation.client import Server
 from annotation.labeling import label_config, make_task, read_answer, task_key
-
+from annotation.quality import Annotator, annotators, drop_low_accuracy, human_accuracy, kappa
 
 
 @dataclass
@@ -38,6 +39,10 @@ class PullSummary:
     new_annotations: int
     kappa: float
     decisions: dict[str, int] = field(default_factory=dict)
+    kappa_all: float = float("nan")  # before low-accuracy annotators' votes were dropped
+    annotators: list[Annotator] = field(default_factory=list)
+    human_accuracy: float = float("nan")  # the kept answers that pick the gold
+    human_answers: int = 0
 
 
 def _state(run: RunStore) -> dict[str, Any]:
@@ -71,6 +76,13 @@ def push(run: RunStore, server: Server, round_n: int | None = None, project: str
     return PushSummary(title, proj.id, len(records), len(records) - len(todo), len(todo))
 
 
+def user_id(completed_by: Any) -> int | None:
+    """The Label Studio user id of an annotation's ``completed_by`` (an id, or a user object)."""
+    if isinstance(completed_by, dict):
+        completed_by = completed_by.get("id")
+    return int(completed_by) if completed_by is not None else None
+
+
 def _answers(run: RunStore, server: Server, state: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     """(tasks of this run in the project, one record per non-cancelled annotation)."""
     tasks = [t for t in server.tasks(state["project_id"], with_annotations=True)
@@ -82,44 +94,56 @@ def _answers(run: RunStore, server: Server, state: dict[str, Any]) -> tuple[int,
                 continue
             records.append({"annotation_id": ann["id"], "task_id": task.id,
                             "context_id": task.data["context_id"], "round": task.data["round"],
-                            "completed_by": ann.get("completed_by"), "updated_at": ann.get("updated_at"),
+                            "completed_by": user_id(ann.get("completed_by")), "updated_at": ann.get("updated_at"),
                             **read_answer(ann.get("result") or [], task.data["order"])})
     return len(tasks), records
 
 
-def judge(run: RunStore, records: list[dict[str, Any]], round_n: int,
-          needed: int) -> tuple[list[ItemVerdict], float]:
-    """Verdicts for every annotated item of ``round_n`` and Fleiss' kappa over them."""
-    gold = {r["context_id"]: (r["label"], len(r["endings"])) for r in items(run, round_n)}
+def judge(records: list[dict[str, Any]], golds: dict[str, int], round_n: int,
+          needed: int) -> list[ItemVerdict]:
+    """Verdicts for every annotated item of ``round_n`` (``golds``: context id → label)."""
     by_item: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_item.setdefault(rec["context_id"], []).append(rec)
-    verdicts, counts = [], []
-    for cid, answers in sorted(by_item.items()):
-        label, k = gold[cid]
-        verdicts.append(verdict(cid, round_n, label, answers, needed))
-        counts.append(np.bincount([a["choice"] for a in answers if a["choice"] is not None], minlength=k))
-    return verdicts, fleiss_kappa(np.array(counts)) if counts else float("nan")
+    return [verdict(cid, round_n, golds[cid], answers, needed) for cid, answers in sorted(by_item.items())]
 
 
-def pull(run: RunStore, server: Server, write: bool = True) -> PullSummary:
+def pull(run: RunStore, server: Server, write: bool = True,
+         cfg: AnnotateConfig = AnnotateConfig()) -> PullSummary:
     """Fetch all answers (paginated), merge them into ``annotations.jsonl`` by annotation id,
-    and write a verdict per item to ``decisions.jsonl``. ``write=False`` only reports."""
+    measure every annotator (``annotators.json``), drop the votes of those below
+    ``cfg.min_annotator_accuracy``, and write a verdict per item to ``decisions.jsonl``.
+    ``write=False`` only reports."""
     state = _state(run)
     n_tasks, fetched = _answers(run, server, state)
     stored = {r["annotation_id"]: r for r in read_jsonl(run.path(ANNOTATIONS_FILE))}
     new = sum(1 for r in fetched if r["annotation_id"] not in stored)
     stored.update({r["annotation_id"]: r for r in fetched})
     records = [stored[k] for k in sorted(stored)]
-    verdicts, kappa = judge(run, records, state["round"], state["overlap"])
+    shown = {r["context_id"]: r for r in items(run, state["round"])}
+    golds = {cid: r["label"] for cid, r in shown.items()}
+    k = len(next(iter(shown.values()))["endings"])
+    people = drop_low_accuracy(annotators(records, golds), cfg.min_annotator_accuracy,
+                               cfg.min_annotator_tasks)
+    dropped = {a.user for a in people if a.dropped}
+    votes = [r for r in records if r["completed_by"] not in dropped]
+    verdicts = judge(votes, golds, state["round"], state["overlap"])
+    kappa_kept = kappa(votes, k)
+    accuracy, answers = human_accuracy(votes, golds)
     if write:
         write_jsonl(run.path(ANNOTATIONS_FILE), records)
         write_jsonl(run.path(DECISIONS_FILE), [v.as_dict() for v in verdicts])
+        write_json(run.path(ANNOTATORS_FILE), {
+            "round": state["round"], "annotators": [a.as_dict() for a in people],
+            "dropped": sorted(dropped, key=str), "kappa_all": kappa(records, k), "kappa_kept": kappa_kept,
+            "human_accuracy": accuracy, "human_answers": answers,
+            "min_annotator_accuracy": cfg.min_annotator_accuracy,
+            "min_annotator_tasks": cfg.min_annotator_tasks})
     decisions: dict[str, int] = {}
     for v in verdicts:
         decisions[v.decision] = decisions.get(v.decision, 0) + 1
-    return PullSummary(n_tasks, len({r["task_id"] for r in records}), len(records), new, kappa,
-                       dict(sorted(decisions.items())))
+    return PullSummary(n_tasks, len({r["task_id"] for r in records}), len(records), new, kappa_kept,
+                       dict(sorted(decisions.items())), kappa(records, k), people, accuracy, answers)
 
 
 def kept(run: RunStore) -> set[str]:

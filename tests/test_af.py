@@ -45,16 +45,6 @@ def test_swap_closest_takes_the_candidates_scored_just_above_the_gold():
     assert swaps == 2 and set(new[0]) == {1, 4, 5}  # 0.6 and 0.55, not 0.8
 
 
-def test_swap_with_balance_takes_the_adversarial_candidates_a_second_model_scores_nearest_the_gold():
-    assignment = np.array([[0, 1, 2]])
-    pool = np.array([0.1, 0.9, 0.2, 0.8, 0.6, 0.7, 0.0])  # driver: gold 0.5; 3, 4, 5 adversarial
-    second = np.array([0.0, 0.0, 0.0, 2.0, 5.0, 1.1])  # the second model: gold 1.0
-    new, swaps = swap(assignment, np.array([0.5]), [pool], np.array([0]), max_swaps=1,
-                      choice="random", rng=np.random.default_rng(0),
-                      balance=(np.array([1.0]), [np.append(second, 0.0)]))
-    assert swaps == 1 and 5 in new[0] and 4 not in new[0] and 3 not in new[0]
-
-
 def test_swap_never_exceeds_max_swaps_and_leaves_other_contexts_alone():
     assignment = np.array([[0, 1, 2], [0, 1, 2]])
     pool = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])

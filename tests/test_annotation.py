@@ -193,3 +193,33 @@ def test_a_wrong_key_gets_a_one_line_hint_and_no_key_is_ever_printed_or_logged(
     assert refused.stderr.count("\n") == 1
     everything = "".join(outputs) + refused.output + caplog.text
     assert label_studio.key not in everything and "0" * 40 not in everything
+
+
+def test_a_careless_annotator_is_measured_dropped_and_reported(filtered, server, runner, tmp_path):
+    summary = push(filtered, server, limit=6, project="quality", overlap=3)
+    tasks = sorted(server.tasks(summary.project_id), key=lambda t: t.data["context_id"])
+    gold = {r["context_id"]: r["label"] for r in items(filtered, 1)}
+    users = [server.client.users.create(email=f"person{i}@example.com", username=f"person{i}").id
+             for i in range(3)]
+    for task in tasks:
+        g = gold[task.data["context_id"]]
+        for user, index in zip(users, (g, g, (g + 1) % 4)):  # the third one never picks the gold
+            server.client.annotations.create(
+                id=task.id, completed_by=user,
+                result=[{"from_name": "best", "to_name": "context", "type": "choices",
+                         "value": {"choices": [letter_of(task, index)]}}])
+    cfg = load_config(None, {"annotate.min_annotator_accuracy": 0.5, "annotate.min_annotator_tasks": 3}).annotate
+    result = pull(filtered, server, cfg=cfg)
+    by_user = {a.user: a for a in result.annotators}
+    assert [by_user[u].tasks for u in users] == [6, 6, 6]
+    assert [by_user[u].accuracy for u in users] == [1.0, 1.0, 0.0]
+    assert [by_user[u].agreement for u in users] == [1.0, 1.0, 0.0]
+    assert [by_user[u].dropped for u in users] == [False, False, True]
+    assert result.kappa == pytest.approx(1.0) and result.kappa_all < result.kappa
+    assert (result.human_accuracy, result.human_answers) == (1.0, 12)
+    saved = json.loads(filtered.path("annotators.json").read_text())
+    assert saved["dropped"] == [users[2]] and saved["human_accuracy"] == 1.0
+    report = runner.invoke(main, ["report", "--run", str(filtered.root), "--out", str(tmp_path / "r.png")])
+    assert report.exit_code == 0, report.output
+    assert "people    1.000  (12 answers" in report.stdout
+    assert f"annotators {users[2]}" in report.stdout

@@ -48,26 +48,39 @@ def _print_pull(s) -> None:
     decisions = ", ".join(f"{k}={v}" for k, v in s.decisions.items()) or "none yet"
     click.echo(f"tasks: {s.tasks}, annotated: {s.annotated_tasks}, annotations: {s.annotations} "
                f"({s.new_annotations} new)")
-    click.echo(f"Fleiss' kappa: {s.kappa:.3f}; decisions: {decisions}")
+    for a in s.annotators:
+        agreement = "-" if a.agreement is None else f"{a.agreement:.2f}"
+        click.echo(f"  annotator {a.user}: {a.tasks} tasks, accuracy {a.accuracy:.2f}, "
+                   f"agreement with the majority {agreement}{'  (votes dropped)' if a.dropped else ''}")
+    click.echo(f"Fleiss' kappa: {s.kappa:.3f} (all annotators: {s.kappa_all:.3f}); decisions: {decisions}")
+    if s.human_answers:
+        click.echo(f"human accuracy: {s.human_accuracy:.3f} over {s.human_answers} answers")
 
 
 @annotate.command()
 @RUN
 @_URL
-def pull(run_dir: Path, url: str | None) -> None:
+@CONFIG
+@SET
+def pull(run_dir: Path, url: str | None, config_file: Path | None, overrides: tuple[str, ...]) -> None:
     """Fetch answers into annotations.jsonl, decide keep / drop / re-annotate per item."""
     from annotation.client import Server
     from annotation.workflow import pull as do_pull
 
-    _print_pull(do_pull(RunStore(resolve_run(run_dir)), Server(url)))
+    run = RunStore(resolve_run(run_dir))
+    _print_pull(do_pull(run, Server(url), cfg=run_config(run, config_file, overrides_of(overrides)).annotate))
 
 
 @annotate.command()
 @RUN
 @_URL
-def status(run_dir: Path, url: str | None) -> None:
+@CONFIG
+@SET
+def status(run_dir: Path, url: str | None, config_file: Path | None, overrides: tuple[str, ...]) -> None:
     """Tasks pushed, annotated, and agreement so far (writes nothing)."""
     from annotation.client import Server
     from annotation.workflow import pull as do_pull
 
-    _print_pull(do_pull(RunStore(resolve_run(run_dir)), Server(url), write=False))
+    run = RunStore(resolve_run(run_dir))
+    _print_pull(do_pull(run, Server(url), write=False,
+                        cfg=run_config(run, config_file, overrides_of(overrides)).annotate))

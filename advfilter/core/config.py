@@ -191,7 +191,7 @@ class FilterConfig(_Strict):
     discriminators: list[str] = ["bow", "cnn", "bilstm", "aflite"]
     negatives: int = Field(3, ge=1, description="negatives per item: 3 gives 4-way items")
     max_swaps: int = Field(2, ge=1, description="easy negatives replaced per test context and round")
-    max_reuse: int = Field(1, ge=0, description=(
+    max_reuse: int = Field(2, ge=0, description=(
         "swaps draw an ending only while it is the negative of fewer items than this times the "
         "items it is the gold of (at least one): retrieved endings are golds; 0 = no limit"))
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -199,9 +199,6 @@ class FilterConfig(_Strict):
         "folds", description="held out each round: random contexts, or whole folds (retrieval pools)")
     driver: Literal["ensemble", "best"] = "ensemble"
     swap_choice: Literal["random", "weighted", "closest"] = "random"
-    balance: str | None = Field(None, description=(
-        "a discriminator of the ensemble (e.g. bow, ending only): among adversarial candidates "
-        "take those it scores nearest the gold, so negatives are no more typical than the gold"))
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"
     min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
     stop: StopConfig = StopConfig()
@@ -214,13 +211,6 @@ class FilterConfig(_Strict):
     # (``discriminators.configured``): filter.discriminator.bert.lr, ...
     discriminator: dict[str, dict[str, Any]] = {}
     ensemble: EnsembleConfig = EnsembleConfig()
-
-    @model_validator(mode="after")
-    def _balance_is_trained(self) -> "FilterConfig":
-        if self.balance is not None and self.balance not in self.discriminators:
-            raise ValueError(f"balance {self.balance!r} is not one of the discriminators "
-                             f"{self.discriminators}")
-        return self
 
 
 class ExportConfig(_Strict):
@@ -246,6 +236,9 @@ class AnnotateConfig(_Strict):
 
     overlap: int = Field(1, ge=1, description="annotations wanted per task")
     batch_size: int = Field(100, ge=1, description="tasks per import request")
+    min_annotator_accuracy: float = Field(0.0, ge=0, le=1, description=(
+        "drop the votes of annotators less accurate against the gold than this (0 = keep all)"))
+    min_annotator_tasks: int = Field(5, ge=1, description="tasks an annotator answers before being judged")
 
 
 class FinetuneConfig(_Strict):

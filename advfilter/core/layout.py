@@ -33,6 +33,7 @@ PROBE_FILE = f"{AF_DIR}/probe.jsonl"
 ANNOTATION_STATE = "annotation.json"
 ANNOTATIONS_FILE = "annotations.jsonl"
 DECISIONS_FILE = "decisions.jsonl"
+ANNOTATORS_FILE = "annotators.json"
 
 LM_COLUMNS = ["lm_logprob", "lm_uncond_logprob", "ending_tokens", "context_tokens"]
 _SHARD_STATS = b"advfilter.shard"
