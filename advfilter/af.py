@@ -35,6 +35,7 @@ class RoundResult:
 
     assignment: np.ndarray
     metrics: dict[str, Any]
+    scores: dict[int, np.ndarray] | None = None  # test context → the driver's pool scores
 
 
 def initial_assignment(pool_sizes: np.ndarray, negatives: int, seed: int) -> np.ndarray:
@@ -215,7 +216,8 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     timings["bookkeeping_s"] = time.perf_counter() - t
     return RoundResult(new, {"round": r, "accuracy": accuracy, "driver": driver, "swaps": swaps,
                              "changed_frac": changed, "test_contexts": int(n_test),
-                             **{k: round(v, 3) for k, v in timings.items()}})
+                             **{k: round(v, 3) for k, v in timings.items()}},
+                       {int(c): pools[i] for i, c in enumerate(test)})
 
 
 def set_threads(cfg: FilterConfig) -> None:

@@ -145,12 +145,12 @@ def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
     """The ``export`` recipe: write ``cfg.export``'s round of ``run`` to ``out`` in its format,
     and record the export (resolved settings, item count) in the run's manifest."""
     e = cfg.export
-    records = list(items(run, e.round, e.split))
     if e.verified_only:
-        from annotation.workflow import kept
+        from annotation.workflow import verified_items
 
-        keep = kept(run)
-        records = [r for r in records if r["context_id"] in keep]
+        records = verified_items(run, e.round, e.split)
+    else:
+        records = list(items(run, e.round, e.split))
     dropped = 0
     if e.decontaminate:
         from advfilter.contamination import flagged_ids

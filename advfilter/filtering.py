@@ -137,7 +137,7 @@ def _round(cfg: Config, run: RunStore, bank: Bank, r: int, assignment: np.ndarra
         result = run_round(r, bank, assignment, active, f, cfg.seed, score_rows=score_rows,
                            progress=lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
     metrics = {**result.metrics, "below_chance": below_chance(result.metrics["accuracy"], f)}
-    write_round(run, r, bank.context_ids, result.assignment)
+    write_round(run, r, bank.context_ids, result.assignment, result.scores)
     write_metrics(run, [*history, metrics])
     if f.probe_every and r % f.probe_every == 0:
         metrics["probe"] = _cheap_probe(cfg, run, r)

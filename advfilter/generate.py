@@ -110,10 +110,23 @@ def _fit_missing_folds(cfg: Config, contexts: pd.DataFrame, models: Path) -> Non
     for ref in _as_completed(refs):
         stats = _get(ref, f"fitting fold {refs[ref]}")
         log.info("fold %d fitted: %s", refs[ref], stats)
-        bar.set_postfix_str(f"fold {refs[ref]}: " + ", ".join(
-            f"{k} {v}" for k, v in stats.items() if isinstance(v, (int, float))))
+        bar.set_postfix_str(f"fold {refs[ref]}: {fit_line(stats)}")
         bar.update(1)
     bar.close()
+
+
+def fit_line(stats: dict[str, Any], prefix: str = "") -> str:
+    """A fold's fit figures in a few words: epochs and held-out perplexity of each generator
+    that reports them (a mixture's members are nested under their names)."""
+    parts = []
+    if "epochs" in stats:
+        parts.append(f"{prefix}{stats['epochs']} epochs")
+    if "best_valid_ppl" in stats:
+        parts.append(f"{prefix}held-out perplexity {stats['best_valid_ppl']:.1f}")
+    for name, value in stats.items():
+        if isinstance(value, dict):
+            parts.append(fit_line(value, f"{name} "))
+    return ", ".join(p for p in parts if p)
 
 
 def _as_completed(refs):

@@ -18,7 +18,9 @@ class ItemVerdict:
     majority: int | None
     gold_share: float
     plausible_flags: dict[int, int]
-    decision: str  # keep | drop | reannotate
+    decision: str  # keep | drop | reannotate | revise (a flagged distractor is being replaced)
+    revision: int = 0  # the revision of the item the answers were given on
+    reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

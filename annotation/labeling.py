@@ -38,9 +38,11 @@ def label_config(k: int) -> str:
     return "\n".join(parts)
 
 
-def task_key(run_id: str, context_id: str, round_n: int) -> str:
-    """The identity of a task: pushing the same key twice never creates a second task."""
-    return f"{run_id}:{context_id}:{round_n}"
+def task_key(run_id: str, context_id: str, round_n: int, revision: int = 0) -> str:
+    """The identity of a task: pushing the same key twice never creates a second task.
+    ``run:context:round`` for an item as filtered, ``run:context:round:revision`` once people
+    had a distractor replaced."""
+    return f"{run_id}:{context_id}:{round_n}" + (f":{revision}" if revision else "")
 
 
 def make_task(item: dict[str, Any], run_id: str, seed: int) -> dict[str, Any]:
@@ -48,9 +50,10 @@ def make_task(item: dict[str, Any], run_id: str, seed: int) -> dict[str, Any]:
     k = len(item["endings"])
     rng = np.random.default_rng(derive_seed(seed, "annotate", item["context_id"]))
     order = [int(i) for i in rng.permutation(k)]
+    revision = item.get("revision", 0)
     data = {"context": item["ctx"], "run_id": run_id, "context_id": item["context_id"],
-            "round": item["round"], "order": order,
-            "key": task_key(run_id, item["context_id"], item["round"])}
+            "round": item["round"], "revision": revision, "order": order,
+            "key": task_key(run_id, item["context_id"], item["round"], revision)}
     for letter, index in zip(letters(k), order):
         data[f"ending_{letter.lower()}"] = item["endings"][index]
     return data

@@ -20,6 +20,9 @@ from annotation.agreement import ItemVerdict, verdict
 from annotation.client import Server
 from annotation.labeling import label_config, make_task, read_answer, task_key
 from annotation.quality import Annotator, annotators, drop_low_accuracy, human_accuracy, kappa
+from annotation.revisions import (
+    Revision, append_revisions, flagged, pool_sizes, read_revisions, revise, shown_before,
+)
 
 
 @dataclass
@@ -43,6 +46,8 @@ class PullSummary:
     annotators: list[Annotator] = field(default_factory=list)
     human_accuracy: float = float("nan")  # the kept answers that pick the gold
     human_answers: int = 0
+    revised: int = 0  # items shown in a revision after the first (distractors replaced)
+    open: int = 0  # tasks of items' latest revisions still waiting for a verdict
 
 
 def _state(run: RunStore) -> dict[str, Any]:
@@ -54,13 +59,16 @@ def _state(run: RunStore) -> dict[str, Any]:
 
 def push(run: RunStore, server: Server, round_n: int | None = None, project: str | None = None,
          limit: int | None = None, overlap: int = 1, batch_size: int = 100) -> PushSummary:
-    """Create or reuse the project and import the round's items not yet in it, in batches.
+    """Create or reuse the project and import the round's items not yet in it, in batches,
+    each in its latest revision (a revised item is a new task); dropped items are left out.
 
-    Tasks are keyed by (run id, context id, round): pushing again imports nothing twice, and
-    a push that failed half-way is completed by the next one.
+    Tasks are keyed by (run id, context id, round[, revision]): pushing again imports nothing
+    twice, and a push that failed half-way is completed by the next one.
     """
     round_n = last_round(run) if round_n is None else round_n
-    records = list(items(run, round_n))[:limit]
+    revisions = read_revisions(run, round_n)
+    records = [r for r in items(run, round_n, revisions=revisions)
+               if not revisions[r["context_id"]].exhausted][:limit]
     if not records:
         raise RunError(f"{run.root}: round {round_n} has no items to annotate")
     title = project or f"advfilter {run.root.name} {run.run_id}"
@@ -70,7 +78,7 @@ def push(run: RunStore, server: Server, round_n: int | None = None, project: str
     existing = {t.data.get("key") for t in server.tasks(proj.id)}
     seed = run.manifest.get("seed", 0)
     todo = [make_task(r, run.run_id, seed) for r in records
-            if task_key(run.run_id, r["context_id"], round_n) not in existing]
+            if task_key(run.run_id, r["context_id"], round_n, r["revision"]) not in existing]
     for start in range(0, len(todo), batch_size):
         server.import_tasks(proj.id, todo[start:start + batch_size])
     return PushSummary(title, proj.id, len(records), len(records) - len(todo), len(todo))
@@ -83,8 +91,10 @@ def user_id(completed_by: Any) -> int | None:
     return int(completed_by) if completed_by is not None else None
 
 
-def _answers(run: RunStore, server: Server, state: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
-    """(tasks of this run in the project, one record per non-cancelled annotation)."""
+def _answers(run: RunStore, server: Server, state: dict[str, Any]
+             ) -> tuple[set[tuple[str, int]], list[dict[str, Any]]]:
+    """((context id, revision) of this run's tasks in the project, one record per
+    non-cancelled annotation)."""
     tasks = [t for t in server.tasks(state["project_id"], with_annotations=True)
              if t.data.get("run_id") == run.run_id and t.data.get("round") == state["round"]]
     records = []
@@ -94,61 +104,113 @@ def _answers(run: RunStore, server: Server, state: dict[str, Any]) -> tuple[int,
                 continue
             records.append({"annotation_id": ann["id"], "task_id": task.id,
                             "context_id": task.data["context_id"], "round": task.data["round"],
-                            "completed_by": user_id(ann.get("completed_by")), "updated_at": ann.get("updated_at"),
+                            "revision": task.data.get("revision", 0), "completed_by": user_id(ann.get("completed_by")), "updated_at": ann.get("updated_at"),
                             **read_answer(ann.get("result") or [], task.data["order"])})
-    return len(tasks), records
+    return {(t.data["context_id"], t.data.get("revision", 0)) for t in tasks}, records
 
 
-def judge(records: list[dict[str, Any]], golds: dict[str, int], round_n: int,
-          needed: int) -> list[ItemVerdict]:
-    """Verdicts for every annotated item of ``round_n`` (``golds``: context id → label)."""
+def judge(records: list[dict[str, Any]], golds: dict[str, int], current: dict[str, Revision],
+          needed: int, cfg: AnnotateConfig) -> list[ItemVerdict]:
+    """Verdicts for every annotated item on the answers to its latest revision: ``revise``
+    when ``cfg.flag_votes`` annotators flag a distractor (``cfg.replace_flags``), else keep /
+    drop / reannotate (``verdict``); an item whose pool ran out is dropped."""
     by_item: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        by_item.setdefault(rec["context_id"], []).append(rec)
-    return [verdict(cid, round_n, golds[cid], answers, needed) for cid, answers in sorted(by_item.items())]
+        if rec.get("revision", 0) == current[rec["context_id"]].revision:
+            by_item.setdefault(rec["context_id"], []).append(rec)
+    out = []
+    for cid, rev in sorted(current.items()):
+        answers = by_item.get(cid, [])
+        if rev.exhausted:
+            out.append(ItemVerdict(cid, rev.round, 0, None, 0.0, {}, "drop", rev.revision, "pool exhausted"))
+        elif answers:
+            v = verdict(cid, rev.round, golds[cid], answers, needed)
+            v.revision = rev.revision
+            if flagged(answers, golds[cid], cfg.replace_flags, cfg.flag_votes):
+                v.decision, v.reason = "revise", "distractor flagged"
+            out.append(v)
+    return out
 
 
 def pull(run: RunStore, server: Server, write: bool = True,
          cfg: AnnotateConfig = AnnotateConfig()) -> PullSummary:
     """Fetch all answers (paginated), merge them into ``annotations.jsonl`` by annotation id,
     measure every annotator (``annotators.json``), drop the votes of those below
-    ``cfg.min_annotator_accuracy``, and write a verdict per item to ``decisions.jsonl``.
-    ``write=False`` only reports."""
+    ``cfg.min_annotator_accuracy``, write a verdict per item to ``decisions.jsonl``, and give
+    every item whose distractor people flagged a new revision (``revisions.jsonl``) for the
+    next push. ``write=False`` only reports."""
     state = _state(run)
-    n_tasks, fetched = _answers(run, server, state)
+    pushed, fetched = _answers(run, server, state)
     stored = {r["annotation_id"]: r for r in read_jsonl(run.path(ANNOTATIONS_FILE))}
     new = sum(1 for r in fetched if r["annotation_id"] not in stored)
     stored.update({r["annotation_id"]: r for r in fetched})
     records = [stored[k] for k in sorted(stored)]
-    shown = {r["context_id"]: r for r in items(run, state["round"])}
+    current = read_revisions(run, state["round"])
+    shown = {r["context_id"]: r for r in items(run, state["round"], revisions=current)}
     golds = {cid: r["label"] for cid, r in shown.items()}
     k = len(next(iter(shown.values()))["endings"])
     people = drop_low_accuracy(annotators(records, golds), cfg.min_annotator_accuracy,
                                cfg.min_annotator_tasks)
     dropped = {a.user for a in people if a.dropped}
     votes = [r for r in records if r["completed_by"] not in dropped]
-    verdicts = judge(votes, golds, state["round"], state["overlap"])
-    kappa_kept = kappa(votes, k)
+    verdicts = judge(votes, golds, current, state["overlap"], cfg)
     accuracy, answers = human_accuracy(votes, golds)
     if write:
         write_jsonl(run.path(ANNOTATIONS_FILE), records)
+        revised = _revise(run, [v for v in verdicts if v.decision == "revise"], current, votes, golds, cfg)
+        verdicts = [revised.get(v.context_id, v) for v in verdicts]
         write_jsonl(run.path(DECISIONS_FILE), [v.as_dict() for v in verdicts])
         write_json(run.path(ANNOTATORS_FILE), {
             "round": state["round"], "annotators": [a.as_dict() for a in people],
-            "dropped": sorted(dropped, key=str), "kappa_all": kappa(records, k), "kappa_kept": kappa_kept,
+            "dropped": sorted(dropped, key=str), "kappa_all": kappa(records, k), "kappa_kept": kappa(votes, k),
             "human_accuracy": accuracy, "human_answers": answers,
             "min_annotator_accuracy": cfg.min_annotator_accuracy,
             "min_annotator_tasks": cfg.min_annotator_tasks})
     decisions: dict[str, int] = {}
     for v in verdicts:
         decisions[v.decision] = decisions.get(v.decision, 0) + 1
-    return PullSummary(n_tasks, len({r["task_id"] for r in records}), len(records), new, kappa_kept,
-                       dict(sorted(decisions.items())), kappa(records, k), people, accuracy, answers)
+    settled = {v.context_id for v in verdicts if v.decision in ("keep", "drop", "revise")}
+    waiting = sum(1 for cid, rev in pushed if rev == current[cid].revision and cid not in settled)
+    return PullSummary(len(pushed), len({r["task_id"] for r in records}), len(records), new, kappa(votes, k),
+                       dict(sorted(decisions.items())), kappa(records, k), people, accuracy, answers,
+                       sum(1 for r in read_revisions(run, state["round"]).values()
+                           if r.revision > 0 and not r.exhausted), waiting)
 
 
-def kept(run: RunStore) -> set[str]:
-    """Context ids whose verdict is keep (for ``export --verified-only``)."""
+def _revise(run: RunStore, flagged_items: list[ItemVerdict], current: dict[str, Revision],
+            votes: list[dict[str, Any]], golds: dict[str, int], cfg: AnnotateConfig) -> dict[str, ItemVerdict]:
+    """New revisions for the flagged items (recorded); verdicts of those whose pool ran out
+    become drops."""
+    sizes = pool_sizes(run)
+    new, out = [], {}
+    for v in flagged_items:
+        rev = current[v.context_id]
+        answers = [r for r in votes if r["context_id"] == v.context_id and r.get("revision", 0) == rev.revision]
+        bad = flagged(answers, golds[v.context_id], cfg.replace_flags, cfg.flag_votes)
+        nxt = revise(run, rev, bad, golds[v.context_id], shown_before(run, v.context_id, rev.round),
+                     sizes[v.context_id])
+        new.append(nxt)
+        if nxt.exhausted:
+            out[v.context_id] = ItemVerdict(v.context_id, rev.round, v.annotations, v.majority, v.gold_share,
+                                            v.plausible_flags, "drop", rev.revision, "pool exhausted")
+    append_revisions(run, new)
+    return out
+
+
+def verified_items(run: RunStore, round_n: int | None, split: str | None = None) -> list[dict[str, Any]]:
+    """The items people kept, each with the endings of its last verified revision (for
+    ``export --verified-only``). Refuses a round other than the annotated one: after ``filter``
+    ran more rounds, the last round holds negatives nobody saw."""
     path = run.path(DECISIONS_FILE)
     if not path.exists():
         raise RunError(f"{run.root}: no {DECISIONS_FILE}; run advfilter annotate pull first")
-    return {d["context_id"] for d in read_jsonl(path) if d["decision"] == "keep"}
+    annotated = _state(run)["round"]
+    if round_n is None and last_round(run) != annotated:
+        raise RunError(f"{run.root}: round {last_round(run)} is newer than the annotated round "
+                       f"{annotated}; pass --round {annotated} to export what people verified")
+    if round_n is not None and round_n != annotated:
+        raise RunError(f"{run.root}: round {round_n} was not annotated (round {annotated} was)")
+    keep = {d["context_id"]: d.get("revision", 0) for d in read_jsonl(path) if d["decision"] == "keep"}
+    current = read_revisions(run, annotated)
+    return [r for r in items(run, annotated, split, revisions=current)
+            if keep.get(r["context_id"]) == r["revision"]]

@@ -10,11 +10,12 @@ import pytest
 
 from advfilter.cli import main
 from advfilter.core.config import load_config
-from advfilter.core.layout import items
+from advfilter.core.layout import items, latest_scores, read_round
 from advfilter.filtering import adversarial_filter
 from annotation.agreement import fleiss_kappa, verdict
 from annotation.client import AnnotationError, Server
 from annotation.labeling import NONSENSE, PLAUSIBLE, label_config, letters, make_task, read_answer
+from annotation.revisions import read_revisions
 from annotation.workflow import pull, push
 from conftest import FAST_RUN
 
@@ -131,7 +132,7 @@ def test_pull_computes_agreement_and_decisions_and_export_keeps_only_verified(
     ])
     result = pull(filtered, server)
     assert (result.tasks, result.annotated_tasks, result.annotations) == (4, 4, 12)
-    assert result.decisions == {"keep": 2, "reannotate": 2}
+    assert result.decisions == {"keep": 2, "reannotate": 1, "revise": 1}  # the flagged one is replaced
     decisions = [json.loads(x) for x in filtered.path("decisions.jsonl").read_text().splitlines()]
     shares = {d["context_id"]: d["gold_share"] for d in decisions}
     assert shares[tasks[1].data["context_id"]] == pytest.approx(2 / 3)
@@ -223,3 +224,93 @@ def test_a_careless_annotator_is_measured_dropped_and_reported(filtered, server,
     assert report.exit_code == 0, report.output
     assert "people    1.000  (12 answers" in report.stdout
     assert f"annotators {users[2]}" in report.stdout
+
+
+def answer(server, task, users, choice_index, flag_indices=(), flag=PLAUSIBLE):
+    """Each of ``users`` picks exported ending ``choice_index`` and flags ``flag_indices``."""
+    result = [{"from_name": "best", "to_name": "context", "type": "choices",
+               "value": {"choices": [letter_of(task, choice_index)]}}]
+    result += [{"from_name": f"flags_{letter_of(task, i).lower()}", "to_name": f"ending_{letter_of(task, i).lower()}",
+                "type": "choices", "value": {"choices": [flag]}} for i in flag_indices]
+    for user in users:
+        server.client.annotations.create(id=task.id, completed_by=user, result=result)
+
+
+def people(server, tag, n=2):
+    return [server.client.users.create(email=f"{tag}{i}@example.com", username=f"{tag}{i}").id for i in range(n)]
+
+
+def test_a_flagged_distractor_is_replaced_reverified_and_exported_as_seen(filtered, server, runner, tmp_path):
+    cfg = load_config(None, {"annotate.flag_votes": 2}).annotate
+    users = people(server, "rev")
+    summary = push(filtered, server, limit=2, project="revisions", overlap=2)
+    first = sorted(server.tasks(summary.project_id), key=lambda t: t.data["context_id"])[0]
+    cid = first.data["context_id"]
+    before = next(r for r in items(filtered, 1) if r["context_id"] == cid)
+    flagged_index = (before["label"] + 1) % 4
+    answer(server, first, users, before["label"], [flagged_index])
+    result = pull(filtered, server, cfg=cfg)
+    assert result.decisions == {"revise": 1} and result.revised == 1
+    rev = read_revisions(filtered, 1)[cid]
+    [[old, new]] = rev.replaced
+    assert rev.revision == 1 and old not in rev.negatives and new in rev.negatives
+    scores = latest_scores(filtered, cid, 1)
+    shown = set(read_round(filtered, 1).set_index("context_id").loc[cid, "negatives"])
+    if scores is not None:  # the driver's favourite among the candidates never shown with it
+        assert new == max((c for c in range(len(scores)) if c not in shown), key=lambda c: scores[c])
+    again = push(filtered, server, limit=2, project="revisions", overlap=2)
+    assert again.imported == 1  # only the revised item, under a new key
+    task = next(t for t in server.tasks(summary.project_id) if t.data["key"].endswith(f"{cid}:1:1"))
+    after = next(r for r in items(filtered, 1, revisions=read_revisions(filtered, 1)) if r["context_id"] == cid)
+    assert before["endings"][flagged_index] not in after["endings"]
+    answer(server, task, users, after["label"])
+    result = pull(filtered, server, cfg=cfg)
+    assert result.decisions == {"keep": 1} and result.open == 1  # the other item: no answers yet
+    revisions_file = filtered.path("revisions.jsonl").read_text()
+    assert pull(filtered, server, cfg=cfg).new_annotations == 0  # a second pull and push change nothing
+    assert filtered.path("revisions.jsonl").read_text() == revisions_file
+    assert push(filtered, server, limit=2, project="revisions", overlap=2).imported == 0
+    out = tmp_path / "verified.jsonl"
+    cli = runner.invoke(main, ["export", "--run", str(filtered.root), "--out", str(out), "--verified-only"])
+    assert cli.exit_code == 0, cli.output
+    [exported] = [json.loads(x) for x in out.read_text().splitlines()]
+    assert exported["context_id"] == cid and exported["endings"] == after["endings"]
+    assert exported["revision"] == 1
+    status = runner.invoke(main, ["annotate", "status", "--run", str(filtered.root), "--url", server.url])
+    assert "items: 1 verified, 1 open, 1 revised" in status.stdout
+
+
+def test_an_item_whose_pool_runs_out_is_dropped_and_counted(filtered, server):
+    cfg = load_config(None, {"annotate.flag_votes": 1, "annotate.replace_flags": ["nonsense"]}).annotate
+    users = people(server, "out", 1)
+    push(filtered, server, limit=1, project="runs out")
+    decisions = []
+    for _ in range(2):  # 8 candidates: 3 shown, 3 replaced, then only 2 left for 3 flags
+        state = json.loads(filtered.path("annotation.json").read_text())
+        task = max(server.tasks(state["project_id"]), key=lambda t: t.data.get("revision", 0))
+        item = next(r for r in items(filtered, 1, revisions=read_revisions(filtered, 1))
+                    if r["context_id"] == task.data["context_id"])
+        answer(server, task, users, item["label"], [i for i in range(4) if i != item["label"]], flag=NONSENSE)
+        decisions.append(pull(filtered, server, cfg=cfg).decisions)
+        push(filtered, server, limit=1, project="runs out")
+    assert decisions == [{"revise": 1}, {"drop": 1}]
+    decision = json.loads(filtered.path("decisions.jsonl").read_text().splitlines()[0])
+    assert decision["reason"] == "pool exhausted"
+
+
+def test_a_verified_export_after_more_filter_rounds_names_the_verified_round(filtered, server, runner, tmp_path):
+    users = people(server, "ext", 1)
+    summary = push(filtered, server, limit=1, project="extended")
+    [task] = server.tasks(summary.project_id)
+    gold = next(r for r in items(filtered, 1) if r["context_id"] == task.data["context_id"])["label"]
+    answer(server, task, users, gold)
+    pull(filtered, server)
+    adversarial_filter(load_config(None, {**FAST_RUN, "filter.rounds": 2}), filtered)
+    out = tmp_path / "v.jsonl"
+    refused = runner.invoke(main, ["export", "--run", str(filtered.root), "--out", str(out), "--verified-only"])
+    assert refused.exit_code == 2 and "pass --round 1" in refused.stderr and refused.stderr.count("\n") == 1
+    assert not out.exists()
+    named = runner.invoke(main, ["export", "--run", str(filtered.root), "--out", str(out), "--verified-only",
+                                 "--round", "1"])
+    assert named.exit_code == 0, named.output
+    assert [json.loads(x)["context_id"] for x in out.read_text().splitlines()] == [task.data["context_id"]]

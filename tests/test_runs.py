@@ -115,3 +115,11 @@ def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(capsys, monkeypat
     assert lines[0].startswith("shards: 1/3 shard (33%)") and "ETA" in lines[0]
     assert lines[-1].startswith("shards: 3/3 shard (100%)") and "\r" not in "".join(lines)
     assert os.environ["ADVFILTER_PROGRESS_SECONDS"] == "0"
+
+
+def test_a_fitted_fold_is_reported_with_its_epochs_and_held_out_perplexity():
+    from advfilter.generate import fit_line
+
+    stats = {"lstm": {"vocab": 2733, "epochs": 15, "best_valid_ppl": 49.62}, "retrieval": {"endings": 900},
+             "fold": 0}
+    assert fit_line(stats) == "lstm 15 epochs, lstm held-out perplexity 49.6"

@@ -53,6 +53,8 @@ def _print_pull(s) -> None:
         click.echo(f"  annotator {a.user}: {a.tasks} tasks, accuracy {a.accuracy:.2f}, "
                    f"agreement with the majority {agreement}{'  (votes dropped)' if a.dropped else ''}")
     click.echo(f"Fleiss' kappa: {s.kappa:.3f} (all annotators: {s.kappa_all:.3f}); decisions: {decisions}")
+    click.echo(f"items: {s.decisions.get('keep', 0)} verified, {s.open} open, {s.revised} revised "
+               f"(a distractor replaced), {s.decisions.get('drop', 0)} dropped")
     if s.human_answers:
         click.echo(f"human accuracy: {s.human_accuracy:.3f} over {s.human_answers} answers")
 

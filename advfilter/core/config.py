@@ -239,6 +239,9 @@ class AnnotateConfig(_Strict):
     min_annotator_accuracy: float = Field(0.0, ge=0, le=1, description=(
         "drop the votes of annotators less accurate against the gold than this (0 = keep all)"))
     min_annotator_tasks: int = Field(5, ge=1, description="tasks an annotator answers before being judged")
+    flag_votes: int = Field(2, ge=1, description="annotators flagging a distractor before it is replaced")
+    replace_flags: list[Literal["plausible", "nonsense"]] = Field(
+        ["plausible"], description="flags that get a distractor replaced: plausible, nonsense")
 
 
 class FinetuneConfig(_Strict):

@@ -34,6 +34,7 @@ ANNOTATION_STATE = "annotation.json"
 ANNOTATIONS_FILE = "annotations.jsonl"
 DECISIONS_FILE = "decisions.jsonl"
 ANNOTATORS_FILE = "annotators.json"
+REVISIONS_FILE = "revisions.jsonl"
 
 LM_COLUMNS = ["lm_logprob", "lm_uncond_logprob", "ending_tokens", "context_tokens"]
 _SHARD_STATS = b"advfilter.shard"
@@ -122,7 +123,8 @@ def round_file(r: int) -> str:
 
 def read_round(run: RunStore, r: int) -> pd.DataFrame:
     """The assignment table of round ``r`` (``context_id``, ``negatives``: pool indices, -1
-    for a context whose pool is too small)."""
+    for a context whose pool is too small; ``scores``: the driver's score of every pool
+    candidate for the contexts tested that round, else null)."""
     return pd.read_parquet(run.path(round_file(r)))
 
 
@@ -131,8 +133,12 @@ def round_assignment(run: RunStore, r: int) -> np.ndarray:
     return np.stack(read_round(run, r)["negatives"].to_numpy()).astype(np.int32)
 
 
-def write_round(run: RunStore, r: int, context_ids: np.ndarray, assignment: np.ndarray) -> None:
-    table = pd.DataFrame({"context_id": context_ids, "negatives": list(assignment)})
+def write_round(run: RunStore, r: int, context_ids: np.ndarray, assignment: np.ndarray,
+                scores: dict[int, np.ndarray] | None = None) -> None:
+    """Round ``r``'s assignment, and the driver's pool scores of the contexts it tested
+    (``scores``: context index → scores)."""
+    table = pd.DataFrame({"context_id": context_ids, "negatives": list(assignment),
+                          "scores": [(scores or {}).get(i) for i in range(len(context_ids))]})
     with run.atomic(round_file(r)) as tmp:
         table.to_parquet(tmp, index=False)
 
@@ -162,6 +168,19 @@ def write_probes(run: RunStore, rows: list[dict[str, Any]]) -> None:
     write_jsonl(run.path(PROBE_FILE), rows)
 
 
+def latest_scores(run: RunStore, context_id: str, upto: int) -> np.ndarray | None:
+    """The driver's scores of a context's pool from the last round up to ``upto`` that tested
+    it (None if none did, or the rounds predate recorded scores)."""
+    for r in range(upto, 0, -1):
+        table = read_round(run, r)
+        if "scores" not in table:
+            return None
+        row = table.loc[table["context_id"] == context_id, "scores"]
+        if len(row) and row.iloc[0] is not None:
+            return np.asarray(row.iloc[0], dtype=np.float64)
+    return None
+
+
 # --- items: a round as text ----------------------------------------------------------------
 def split_of(fold: int, folds: int, video_id: str, seed: int) -> str:
     """train / validation / test by whole folds: the last fold is test, the one before it
@@ -177,9 +196,13 @@ def split_of(fold: int, folds: int, video_id: str, seed: int) -> str:
 SPLITS = ("train", "validation", "test")
 
 
-def items(run: RunStore, round_n: int | None = None, split: str | None = None) -> Iterator[dict[str, Any]]:
+def items(run: RunStore, round_n: int | None = None, split: str | None = None,
+          revisions: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """HellaSwag-style items of round ``round_n`` (default: the last), gold at a seeded position,
     each with its ``split`` (``split_of`` its fold); only ``split``'s items when one is named.
+    ``revisions`` (context id → an object with ``negatives`` and ``revision``) replaces the
+    round's negatives of those items (human verification's revisions); items carry their
+    ``revision`` (0: the round's own).
 
     Contexts whose pool was too small to assign negatives are left out.
     """
@@ -202,6 +225,8 @@ def items(run: RunStore, round_n: int | None = None, split: str | None = None) -
         if split is not None and item_split != split:
             continue
         start = rows.offsets[row_of[cid]]
+        revised = (revisions or {}).get(cid)
+        negatives = revised.negatives if revised is not None else negatives
         endings = [texts[start + 1 + j] for j in negatives]
         label = derive_seed(seed, "export", cid) % (len(endings) + 1)
         endings.insert(label, texts[start])
@@ -210,5 +235,6 @@ def items(run: RunStore, round_n: int | None = None, split: str | None = None) -
                "endings": endings, "label": label,
                "source_id": f"{row['source']}~{row['video_id']}", "split": item_split,
                "split_type": "indomain", "context_id": cid, "round": round_n,
+               "revision": revised.revision if revised is not None else 0,
                "video_id": row["video_id"], "fold": int(row["fold"])}
         ind += 1
