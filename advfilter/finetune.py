@@ -62,11 +62,15 @@ def make_scheduler(cfg: FinetuneConfig, opt: torch.optim.Optimizer, total_steps:
                          num_training_steps=max(total_steps, 1))
 
 
-def evaluate_docs(scorer: Scorer, docs: list[Doc], batch_size: int) -> dict[str, Any]:
+def evaluate_docs(scorer: Scorer, docs: list[Doc], batch_size: int, objective: str) -> dict[str, Any]:
+    """``summarize``'s accuracy figures on ``docs`` plus ``loss``: the training objective's
+    loss on them (no gradients), averaged over batches."""
     scorer.model.eval()
-    lls = [s for batch in batches(docs, batch_size) for s in scorer.loglikelihoods(batch)]
+    with torch.no_grad():
+        lls = [s for batch in batches(docs, batch_size) for s in scorer.loglikelihoods(batch)]
+        losses = [float(loss_of(scorer, list(batch), objective)) for batch in batches(docs, batch_size)]
     scorer.model.train()
-    return summarize(docs, lls)
+    return {**summarize(docs, lls), "loss": float(np.mean(losses))}
 
 
 def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path, resume: bool = False,
@@ -107,6 +111,20 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
             fh.write(json.dumps(row) + "\n")
         on_log(row)
 
+    held_out = valid[:cfg.eval_items] if cfg.eval_items else valid
+
+    def evaluate(epoch: int) -> None:
+        """An ``eval_*`` row (loss, acc, acc_norm); the breakdowns of the first (the base model:
+        step 0) and the latest go to ``OUT/eval.json`` for ``report --finetune``."""
+        ev = evaluate_docs(scorer, held_out, cfg.eval_batch_size, cfg.objective)
+        if cfg.scheduler == "reduce_lr_on_plateau" and step:
+            sched.step(ev["acc_norm"])
+        record({"step": step, "epoch": epoch, "eval_loss": ev["loss"], "eval_acc": ev["acc"],
+                "eval_acc_norm": ev["acc_norm"]})
+        kept = json.loads((out / "eval.json").read_text()) if (out / "eval.json").exists() else {}
+        write_json(out / "eval.json", {"baseline": kept.get("baseline", ev) if step else ev, "tuned": ev,
+                                       "items": len(held_out)})
+
     def save() -> None:
         with atomic_dir(ckpt) as tmp:
             torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": opt.state_dict(),
@@ -115,6 +133,8 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
 
     model.train()
     start = time.perf_counter()
+    if held_out and step == 0:
+        evaluate(0)  # the base model: what fine-tuning is compared with
     for epoch in range(epochs):
         order = np.random.default_rng(derive_seed(cfg.seed, "finetune", epoch)).permutation(len(train))
         micro = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
@@ -136,13 +156,12 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
             step += 1
             record({"step": step, "epoch": epoch + 1, "loss": float(np.mean(losses)),
                     "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - start, 2)})
+            if held_out and cfg.eval_every and step % cfg.eval_every == 0:
+                evaluate(epoch + 1)
             if step % cfg.save_every == 0:
                 save()
-        if valid:
-            ev = evaluate_docs(scorer, valid, cfg.eval_batch_size)
-            if cfg.scheduler == "reduce_lr_on_plateau":
-                sched.step(ev["acc_norm"])
-            record({"step": step, "epoch": epoch + 1, "eval_acc": ev["acc"], "eval_acc_norm": ev["acc_norm"]})
+        if held_out and not cfg.eval_every:
+            evaluate(epoch + 1)
         save()
         if step >= total:
             break
@@ -155,7 +174,10 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
                "valid_examples": len(valid), "first_loss": losses[0] if losses else None,
                "last_loss": losses[-1] if losses else None, "min_loss": min(losses) if losses else None,
                "eval_acc": evals[-1]["eval_acc"] if evals else None,
-               "eval_acc_norm": evals[-1]["eval_acc_norm"] if evals else None}
+               "eval_acc_norm": evals[-1]["eval_acc_norm"] if evals else None,
+               "eval_loss": evals[-1]["eval_loss"] if evals else None,
+               "baseline_acc": evals[0]["eval_acc"] if evals else None,
+               "baseline_acc_norm": evals[0]["eval_acc_norm"] if evals else None}
     write_json(out / "metrics.json", summary)
     return summary
 
@@ -216,23 +238,52 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+METRICS = ("steps", "first_loss", "last_loss", "min_loss", "eval_loss", "eval_acc", "eval_acc_norm",
+           "baseline_acc_norm")
+
+
+def _summary_row(path: Path) -> dict[str, Any]:
+    """A fine-tuning run's metrics and flattened config (``config.*``)."""
+    if not (path / "metrics.json").exists():
+        raise RunError(f"{path}: no metrics.json; is it a finetune-phi2 output folder?")
+    metrics = json.loads((path / "metrics.json").read_text())
+    return {k: metrics.get(k) for k in METRICS} | _flat(metrics["config"], "config.")
+
+
+def _value(row: dict[str, Any], key: str) -> str:
+    v = row.get(key)
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
 def compare_table(run_a: Path, run_b: Path) -> str:
     """A fixed-width table of two fine-tuning runs' metrics and configs (``*``: they differ)."""
-    rows = []
-    for path in (run_a, run_b):
-        if not (path / "metrics.json").exists():
-            raise RunError(f"{path}: no metrics.json; is it a finetune-phi2 output folder?")
-        metrics = json.loads((path / "metrics.json").read_text())
-        rows.append({k: metrics.get(k) for k in ("steps", "first_loss", "last_loss", "min_loss",
-                                                 "eval_acc", "eval_acc_norm")}
-                    | _flat(metrics["config"], "config."))
-
-    def value(row: dict[str, Any], key: str) -> str:
-        v = row.get(key)
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
-
+    rows = [_summary_row(run_a), _summary_row(run_b)]
     lines = [f"{'':24} {str(run_a):>28} {str(run_b):>28}"]
     for key in rows[0]:
-        a, b = value(rows[0], key), value(rows[1], key)
+        a, b = _value(rows[0], key), _value(rows[1], key)
         lines.append(f"{key:24} {a:>28} {b:>28}{'' if a == b else '  *'}")
+    return "\n".join(lines)
+
+
+def compare_markdown(baseline: Path, others: list[Path]) -> str:
+    """A Markdown table for a pull-request comment: a row per metric (and per setting that
+    differs between the runs), a column per run, the baseline first; a number's change from
+    the baseline is given beside it, and a setting that differs from the baseline is bold."""
+    runs = [baseline, *others]
+    rows = [_summary_row(p) for p in runs]
+    settings = [k for k in rows[0] if k.startswith("config.")
+                and any(_value(r, k) != _value(rows[0], k) for r in rows[1:])]
+    lines = ["| | " + " | ".join(f"`{p.name}`" + (" (baseline)" if i == 0 else "") for i, p in enumerate(runs)) + " |",
+             "|---|" + "---|" * len(runs)]
+    for key in [*METRICS, *settings]:
+        cells = [_value(rows[0], key)]
+        for r in rows[1:]:
+            v, b = r.get(key), rows[0].get(key)
+            if isinstance(v, (int, float)) and isinstance(b, (int, float)) and not isinstance(v, bool) and v != b:
+                cells.append(f"{_value(r, key)} ({v - b:+.4g})")
+            elif _value(r, key) != _value(rows[0], key):
+                cells.append(f"**{_value(r, key)}**")
+            else:
+                cells.append(_value(r, key))
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

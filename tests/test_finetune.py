@@ -124,3 +124,45 @@ def test_lora_targets_follow_the_architecture_unless_configured(model_type, expe
     model = SimpleNamespace(config=SimpleNamespace(model_type=model_type))
     assert lora_targets(model, LoraSettings()) == expected
     assert lora_targets(model, LoraSettings(target_modules=["q_proj"])) == ["q_proj"]
+
+
+def test_eval_loss_and_accuracy_are_recorded_from_the_base_model_on_every_eval_every_steps(tiny_phi, tmp_path):
+    docs = [to_doc(r) for r in ITEMS]
+    finetune(config(tiny_phi, max_steps=4, eval_every=2, eval_items=3), docs, docs, tmp_path / "out")
+    rows = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval_loss" in r]
+    assert [r["step"] for r in evals] == [0, 2, 4]  # the base model first: the baseline
+    assert all(r["eval_loss"] > 0 and 0 <= r["eval_acc_norm"] <= 1 for r in evals)
+    saved = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert saved["items"] == 3 and saved["baseline"]["n"] == 3
+    assert saved["baseline"]["acc_norm"] == evals[0]["eval_acc_norm"]
+    assert saved["tuned"]["acc_norm"] == evals[-1]["eval_acc_norm"]
+
+
+def test_report_finetune_draws_the_curves_and_writes_a_one_page_html(tiny_phi, tmp_path, runner):
+    docs = [to_doc(r) for r in ITEMS]
+    out = tmp_path / "out"
+    finetune(config(tiny_phi, max_steps=3, eval_every=1), docs, docs[:4], out)
+    result = runner.invoke(main, ["report", "--finetune", str(out)])
+    assert result.exit_code == 0, result.output
+    for png in ("loss.png", "confusion.png", "activity.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()
+    for figure in ('src="loss.png"', 'src="confusion.png"', 'src="activity.png"', 'id="overall"',
+                   'id="activities"', "<th>Cooking</th>"):
+        assert figure in page
+
+
+def test_compare_with_a_baseline_writes_a_markdown_table_marking_differences(tiny_phi, tmp_path, runner):
+    docs = [to_doc(r) for r in ITEMS]
+    finetune(config(tiny_phi, max_steps=2), docs, docs[:4], tmp_path / "base")
+    finetune(config(tiny_phi, max_steps=2, lr=5e-3), docs, docs[:4], tmp_path / "lower-lr")
+    result = runner.invoke(main, ["compare", "--baseline", str(tmp_path / "base"), str(tmp_path / "lower-lr"),
+                                  "--out", str(tmp_path / "table.md")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "| | `base` (baseline) | `lower-lr` |" and lines[1] == "|---|---|---|"
+    lr = next(line for line in lines if line.startswith("| config.lr |"))
+    assert lr == "| config.lr | 0.0100 | 0.0050 (-0.005) |"
+    assert any(line.startswith("| eval_acc_norm |") for line in lines)
+    assert (tmp_path / "table.md").read_text().strip() == result.stdout.strip()

@@ -120,6 +120,8 @@ def evaluate(model_name: str | None, adapter: str | None, data: Path | None, run
 @click.option("--batch-size", type=int, help="Items per micro-batch (config: batch_size; 4).")
 @click.option("--grad-accum", type=int, help="Micro-batches per step (config: grad_accum; 4).")
 @click.option("--save-every", type=int, help="Checkpoint every N steps (config: save_every; 50).")
+@click.option("--eval-every", type=int, help="Evaluate every N steps; 0 = each epoch (config: eval_every).")
+@click.option("--eval-items", type=int, help="Validation items evaluated; 0 = all (config: eval_items).")
 @click.option("--4bit", "load_4bit", is_flag=True, default=None,
               help="Load the base model in 4 bits (GPU + bitsandbytes; config: load_4bit).")
 @click.option("--seed", type=int, help="(config: seed; 0)")
@@ -132,7 +134,8 @@ def finetune_phi2(data: Path | None, run_dir: Path | None, eval_data: Path | Non
                   lora_dropout: float | None, epochs: int | None, max_steps: int | None,
                   lr: float | None, scheduler: str | None, warmup_steps: int | None,
                   batch_size: int | None, grad_accum: int | None, save_every: int | None,
-                  load_4bit: bool | None, seed: int | None, resume: bool, use_wandb: bool,
+                  eval_every: int | None, eval_items: int | None, load_4bit: bool | None,
+                  seed: int | None, resume: bool, use_wandb: bool,
                   overrides: tuple[str, ...]) -> None:
     """LoRA fine-tuning (peft) of Phi-2's attention and MLP projections on exported items
     (--data) or a run's train split, validated on its validation split (--run; default: the
@@ -147,20 +150,37 @@ def finetune_phi2(data: Path | None, run_dir: Path | None, eval_data: Path | Non
         overrides, model=model, objective=objective, lora__r=lora_r, lora__alpha=lora_alpha,
         lora__dropout=lora_dropout, epochs=epochs, max_steps=max_steps, lr=lr, scheduler=scheduler,
         warmup_steps=warmup_steps, batch_size=batch_size, grad_accum=grad_accum, save_every=save_every,
+        eval_every=eval_every, eval_items=eval_items,
         load_4bit=load_4bit, seed=seed), schema=FinetuneConfig)
     source = data if data is not None else RunStore(resolve_run(run_dir))
     summary = finetune_recipe(cfg, source, out, eval_data, resume, use_wandb,
                               on_log=lambda row: click.echo(_fmt(row)))
     click.echo(f"finetune: {summary['steps']} steps; loss {summary['first_loss']:.4f} -> "
                f"{summary['last_loss']:.4f}; eval acc={summary['eval_acc']} "
-               f"acc_norm={summary['eval_acc_norm']}; adapter in {out / 'adapter'}")
+               f"acc_norm={summary['eval_acc_norm']} (base model: acc_norm={summary['baseline_acc_norm']}); "
+               f"adapter in {out / 'adapter'}")
 
 
 @main.command()
-@click.argument("run_a", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.argument("run_b", type=click.Path(file_okay=False, exists=True, path_type=Path))
-def compare(run_a: Path, run_b: Path) -> None:
-    """Side-by-side table of two fine-tuning runs (their OUT folders)."""
-    from advfilter.finetune import compare_table
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--baseline", type=click.Path(file_okay=False, exists=True, path_type=Path), metavar="OUT_BASE",
+              help="The run the others are compared with: prints a Markdown table (a row per metric, "
+                   "a column per run, changes from the baseline marked) for a pull-request comment.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the Markdown table to this file.")
+def compare(runs: tuple[Path, ...], baseline: Path | None, out_file: Path | None) -> None:
+    """Fine-tuning runs (their --out folders) side by side: `compare A B`, or
+    `compare --baseline BASE A [B ...]` as Markdown."""
+    from advfilter.core.store import atomic_path
+    from advfilter.finetune import compare_markdown, compare_table
 
-    click.echo(compare_table(run_a, run_b))
+    if baseline is None:
+        if len(runs) != 2:
+            raise ConfigError("compare takes two runs, or --baseline OUT_BASE and one or more runs")
+        click.echo(compare_table(*runs))
+        return
+    table = compare_markdown(baseline, list(runs))
+    click.echo(table)
+    if out_file:
+        with atomic_path(out_file) as tmp:
+            tmp.write_text(table + "\n")

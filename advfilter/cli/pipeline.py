@@ -177,8 +177,18 @@ def filter_command(run_dir: Path, rounds: int | None, discriminators: str | None
 @RUN
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="PNG to write (default: RUN_DIR/af/report.png).")
-def report(run_dir: Path, out: Path | None) -> None:
-    """Table and PNG of a filter run: accuracy per round per discriminator, ending lengths."""
+@click.option("--finetune", "finetune_out", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              metavar="OUT", help="Report a finetune-phi2 --out folder instead: loss curves, confusion "
+                                  "matrix, per-activity accuracy (PNGs) and OUT/report.html.")
+def report(run_dir: Path, out: Path | None, finetune_out: Path | None) -> None:
+    """Table and PNG of a filter run: accuracy per round per discriminator, ending lengths
+    (or, with --finetune, the evaluation report of a fine-tuning run)."""
+    if finetune_out is not None:
+        from advfilter.finetune_report import FIGURES, finetune_report
+
+        page = finetune_report(finetune_out)
+        click.echo(f"report: {page} (with {', '.join(FIGURES)})")
+        return
     from advfilter import report as rep
 
     run = RunStore(resolve_run(run_dir))

@@ -258,6 +258,8 @@ class FinetuneConfig(_Strict):
     batch_size: int = Field(4, ge=1, description="items per micro-batch")
     grad_accum: int = Field(4, ge=1, description="micro-batches per optimizer step")
     eval_batch_size: int = Field(16, ge=1)
+    eval_every: int = Field(0, ge=0, description="evaluate every N optimizer steps; 0 = after each epoch")
+    eval_items: int = Field(0, ge=0, description="validation items evaluated (the first N); 0 = all")
     save_every: int = Field(50, ge=1, description="checkpoint every N optimizer steps")
     load_4bit: bool = False
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
