@@ -58,23 +58,28 @@ def _state(run: RunStore) -> dict[str, Any]:
 
 
 def push(run: RunStore, server: Server, round_n: int | None = None, project: str | None = None,
-         limit: int | None = None, overlap: int = 1, batch_size: int = 100) -> PushSummary:
+         limit: int | None = None, overlap: int | None = None, batch_size: int = 100) -> PushSummary:
     """Create or reuse the project and import the round's items not yet in it, in batches,
     each in its latest revision (a revised item is a new task); dropped items are left out.
+    A later push keeps the project, round, ``limit`` and ``overlap`` of the first unless told
+    otherwise (``overlap`` defaults to 1).
 
     Tasks are keyed by (run id, context id, round[, revision]): pushing again imports nothing
     twice, and a push that failed half-way is completed by the next one.
     """
-    round_n = last_round(run) if round_n is None else round_n
+    earlier = json.loads(run.path(ANNOTATION_STATE).read_text()) if run.path(ANNOTATION_STATE).exists() else {}
+    round_n = earlier.get("round", last_round(run)) if round_n is None else round_n
+    limit = earlier.get("limit") if limit is None else limit
+    overlap = earlier.get("overlap", 1) if overlap is None else overlap
     revisions = read_revisions(run, round_n)
     records = [r for r in items(run, round_n, revisions=revisions)
                if not revisions[r["context_id"]].exhausted][:limit]
     if not records:
         raise RunError(f"{run.root}: round {round_n} has no items to annotate")
-    title = project or f"advfilter {run.root.name} {run.run_id}"
+    title = project or earlier.get("project") or f"advfilter {run.root.name} {run.run_id}"
     proj = server.project(title, label_config(len(records[0]["endings"])), overlap)
     write_json(run.path(ANNOTATION_STATE), {"url": server.url, "project": title, "project_id": proj.id,
-                                      "round": round_n, "overlap": overlap})
+                                            "round": round_n, "overlap": overlap, "limit": limit})
     existing = {t.data.get("key") for t in server.tasks(proj.id)}
     seed = run.manifest.get("seed", 0)
     todo = [make_task(r, run.run_id, seed) for r in records

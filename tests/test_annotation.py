@@ -258,8 +258,9 @@ def test_a_flagged_distractor_is_replaced_reverified_and_exported_as_seen(filter
     shown = set(read_round(filtered, 1).set_index("context_id").loc[cid, "negatives"])
     if scores is not None:  # the driver's favourite among the candidates never shown with it
         assert new == max((c for c in range(len(scores)) if c not in shown), key=lambda c: scores[c])
-    again = push(filtered, server, limit=2, project="revisions", overlap=2)
-    assert again.imported == 1  # only the revised item, under a new key
+    again = push(filtered, server)  # the project, limit and overlap of the first push
+    assert (again.project, again.items, again.imported) == ("revisions", 2, 1)  # the revised item, a new key
+    assert json.loads(filtered.path("annotation.json").read_text())["overlap"] == 2
     task = next(t for t in server.tasks(summary.project_id) if t.data["key"].endswith(f"{cid}:1:1"))
     after = next(r for r in items(filtered, 1, revisions=read_revisions(filtered, 1)) if r["context_id"] == cid)
     assert before["endings"][flagged_index] not in after["endings"]
@@ -269,7 +270,7 @@ def test_a_flagged_distractor_is_replaced_reverified_and_exported_as_seen(filter
     revisions_file = filtered.path("revisions.jsonl").read_text()
     assert pull(filtered, server, cfg=cfg).new_annotations == 0  # a second pull and push change nothing
     assert filtered.path("revisions.jsonl").read_text() == revisions_file
-    assert push(filtered, server, limit=2, project="revisions", overlap=2).imported == 0
+    assert push(filtered, server).imported == 0
     out = tmp_path / "verified.jsonl"
     cli = runner.invoke(main, ["export", "--run", str(filtered.root), "--out", str(out), "--verified-only"])
     assert cli.exit_code == 0, cli.output

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, resolve_run, run_config
+from advfilter.core.layout import ANNOTATION_STATE
 from advfilter.core.store import RunStore
 
 
@@ -27,7 +28,8 @@ _URL = click.option("--url", metavar="URL", help="Label Studio server (default: 
 @click.option("--round", "round_n", type=int, help="Round to annotate (default: the last).")
 @click.option("--project", help="Project title (default: 'advfilter RUN_NAME RUN_ID').")
 @click.option("--limit", type=int, help="Push only the first K items.")
-@click.option("--overlap", type=int, help="Annotations wanted per task (config: annotate.overlap; 1).")
+@click.option("--overlap", type=int, help="Annotations wanted per task (config: annotate.overlap; 1; a "
+                                         "later push keeps the first one's).")
 @CONFIG
 @SET
 def push(run_dir: Path, url: str | None, round_n: int | None, project: str | None,
@@ -38,8 +40,11 @@ def push(run_dir: Path, url: str | None, round_n: int | None, project: str | Non
     from annotation.workflow import push as do_push
 
     run = RunStore(resolve_run(run_dir))
-    a = run_config(run, config_file, overrides_of(overrides, annotate__overlap=overlap)).annotate
-    s = do_push(run, Server(url), round_n, project, limit, a.overlap, a.batch_size)
+    dotted = overrides_of(overrides, annotate__overlap=overlap)
+    a = run_config(run, config_file, dotted).annotate
+    first = not run.path(ANNOTATION_STATE).exists()
+    chosen = a.overlap if first or "annotate.overlap" in dotted or config_file else None  # else: as before
+    s = do_push(run, Server(url), round_n, project, limit, chosen, a.batch_size)
     click.echo(f"push: project '{s.project}' (id {s.project_id}): {s.imported} tasks imported, "
                f"{s.already_there} already there, {s.items} items")
 
