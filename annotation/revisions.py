@@ -18,9 +18,6 @@ import numpy as np
 from advfilter.core.layout import REVISIONS_FILE, latest_scores, read_round, read_rows
 from advfilter.core.store import RunStore, read_jsonl, write_jsonl
 
-FLAG_FIELDS = {"plausible": "plausible", "nonsense": "nonsense"}  # config name → answer field
-
-
 @dataclass
 class Revision:
     """One version of an item: its negatives (pool indices, in export order) and what changed."""
@@ -48,10 +45,11 @@ def read_revisions(run: RunStore, round_n: int) -> dict[str, Revision]:
 
 
 def flagged(answers: Sequence[dict[str, Any]], gold: int, flags: Sequence[str], votes: int) -> list[int]:
-    """Exported indices of the distractors flagged (any of ``flags``) by ``votes`` or more answers."""
+    """Exported indices of the distractors flagged (any of ``flags``: ``plausible``, ``nonsense``,
+    the answer fields of the same names) by ``votes`` or more answers."""
     counts: Counter[int] = Counter()
     for a in answers:
-        counts.update({i for f in flags for i in a[FLAG_FIELDS[f]] if i != gold})
+        counts.update({i for f in flags for i in a[f] if i != gold})
     return sorted(i for i, c in counts.items() if c >= votes)
 
 

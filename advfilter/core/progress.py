@@ -72,12 +72,6 @@ class PlainProgress:
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         self.postfix = text
 
-    def set_description(self, desc: str, refresh: bool = True) -> None:
-        self.desc = desc
-
-    def write(self, text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
-
     def close(self) -> None:
         """The last line (unless ``leave=False``: a bar inside a step that prints its own)."""
         if not self.closed:
