@@ -43,7 +43,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed $(LS_VENV)/.installed $(LMEVAL_VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow"
 
+# The slow tests include a screenshot of the fine-tuning report in Debian's headless Chromium.
 test-all: $(VENV)/.installed $(LS_VENV)/.installed $(LMEVAL_VENV)/.installed
+	command -v chromium >/dev/null || apt-get install -y -q chromium
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed

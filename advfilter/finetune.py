@@ -62,6 +62,12 @@ def make_scheduler(cfg: FinetuneConfig, opt: torch.optim.Optimizer, total_steps:
                          num_training_steps=max(total_steps, 1))
 
 
+def plan_steps(cfg: FinetuneConfig, n_train: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, steps in all) for ``n_train`` training items."""
+    per_epoch = math.ceil(n_train / (cfg.batch_size * cfg.grad_accum))
+    return per_epoch, cfg.max_steps or per_epoch * cfg.epochs
+
+
 def evaluate_docs(scorer: Scorer, docs: list[Doc], batch_size: int, objective: str) -> dict[str, Any]:
     """``summarize``'s accuracy figures on ``docs`` plus ``loss``: the training objective's
     loss on them (no gradients), averaged over batches."""
@@ -83,8 +89,7 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
     model, tok = load_causal_lm(cfg.model, dtype="auto", device=cfg.device, load_4bit=cfg.load_4bit,
                                 lora=cfg.lora, seed=cfg.seed)
     scorer = Scorer(model, tok)
-    per_epoch = math.ceil(len(train) / (cfg.batch_size * cfg.grad_accum))
-    total = cfg.max_steps or per_epoch * cfg.epochs
+    per_epoch, total = plan_steps(cfg, len(train))
     epochs = math.ceil(total / per_epoch)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     sched = make_scheduler(cfg, opt, total)
@@ -209,26 +214,33 @@ def load_training_docs(data: Path | RunStore, eval_data: Path | None) -> tuple[l
     return train, [d for d in docs if d.split == held] if held else []
 
 
-def wandb_logger(cfg: FinetuneConfig, out: Path) -> Callable[[dict[str, Any]], None]:
-    """``wandb.log`` of a run started for ``cfg`` (offline unless ``WANDB_API_KEY`` or
-    ``WANDB_MODE`` say otherwise)."""
+def wandb_run(cfg: FinetuneConfig, out: Path, group: str | None = None, name: str | None = None) -> Any:
+    """A W&B run for ``cfg`` under ``out`` (offline unless ``WANDB_API_KEY`` or ``WANDB_MODE``
+    say otherwise); ``group`` gathers a sweep's trials."""
     try:
         import wandb
     except ImportError:
-        raise ConfigError("--wandb needs the wandb package (pip install wandb)") from None
+        raise ConfigError("--wandb needs the wandb package (pip install 'advfilter[wandb]')") from None
     mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
-    wandb.init(project="advfilter", dir=str(out), mode=mode, config=cfg.model_dump())
-    return wandb.log
+    return wandb.init(project="advfilter", dir=str(out), mode=mode, config=cfg.model_dump(),
+                      group=group, name=name)
 
 
 def finetune_recipe(cfg: FinetuneConfig, data: Path | RunStore, out: Path, eval_data: Path | None = None,
                     resume: bool = False, use_wandb: bool = False,
-                    on_log: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
+                    on_log: Callable[[dict[str, Any]], None] = lambda _: None,
+                    wandb_group: str | None = None) -> dict[str, Any]:
     """The ``finetune-phi2`` recipe: read the items, train, log (and to W&B if asked)."""
     train, valid = load_training_docs(data, eval_data)
-    loggers = [on_log] + ([wandb_logger(cfg, out)] if use_wandb else [])
-    return finetune(cfg, train, valid, out, resume=resume,
-                    on_log=lambda row: [log_row(row) for log_row in loggers])
+    if not use_wandb:
+        return finetune(cfg, train, valid, out, resume=resume, on_log=on_log)
+    out.mkdir(parents=True, exist_ok=True)
+    run = wandb_run(cfg, out, group=wandb_group, name=out.name)
+    try:
+        return finetune(cfg, train, valid, out, resume=resume,
+                        on_log=lambda row: (on_log(row), run.log(row)))
+    finally:
+        run.finish()
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

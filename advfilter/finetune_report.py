@@ -54,7 +54,8 @@ def plots(out: Path, rows: list[dict[str, Any]], evals: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(confusion, cmap="Blues")
     for (i, j), n in np.ndenumerate(confusion):
-        ax.text(j, i, str(n), ha="center", va="center")
+        ax.text(j, i, str(n), ha="center", va="center",
+                color="white" if n > confusion.max() / 2 else "black")  # readable on dark cells
     ax.set(xlabel="chosen position (acc_norm)", ylabel="gold position", title="Confusion (tuned)",
            xticks=range(len(confusion)), yticks=range(len(confusion)))
     _save(fig, out / "confusion.png")

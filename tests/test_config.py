@@ -6,13 +6,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advfilter.core.config import Config, EvaluateConfig, FinetuneConfig, load_config, parse_override
+from advfilter.core.config import (Config, EvaluateConfig, FinetuneConfig, SweepConfig, load_config,
+                                   parse_override)
 from advfilter.core.errors import ConfigError
 from discriminators import check_sections, discriminators
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 SCHEMAS = {"default.yaml": Config, "finetune_phi2.yaml": FinetuneConfig, "evaluate.yaml": EvaluateConfig,
-           "wikihow.yaml": Config}
+           "wikihow.yaml": Config, "sweep_phi2.yaml": SweepConfig}
 OVERLAYS = {"wikihow.yaml"}  # merged over the defaults: only the keys a domain changes
 
 

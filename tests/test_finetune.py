@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -166,3 +170,36 @@ def test_compare_with_a_baseline_writes_a_markdown_table_marking_differences(tin
     assert lr == "| config.lr | 0.0100 | 0.0050 (-0.005) |"
     assert any(line.startswith("| eval_acc_norm |") for line in lines)
     assert (tmp_path / "table.md").read_text().strip() == result.stdout.strip()
+
+
+def screenshot(page: Path, png: Path) -> "np.ndarray":
+    """The page as headless Chromium (Debian's package) draws it: an RGB array."""
+    import matplotlib.image
+
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={png.parent / 'chromium-profile'}", "--hide-scrollbars",
+                    "--window-size=1000,2600", f"--screenshot={png}", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    return (matplotlib.image.imread(png)[..., :3] * 255).astype(int)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test-all installs it)")
+def test_the_finetune_report_shows_its_figures_in_a_real_browser(tiny_phi, tmp_path, runner):
+    docs = [to_doc(r) for r in ITEMS]
+    out = tmp_path / "out"
+    finetune(config(tiny_phi, max_steps=3, eval_every=1), docs, docs[:4], out)
+    assert runner.invoke(main, ["report", "--finetune", str(out)]).exit_code == 0
+    shot = screenshot(out / "report.html", tmp_path / "report.png")
+    figures_blue = (np.abs(shot - [31, 119, 180]).sum(axis=-1) < 60).sum()  # matplotlib's first colour
+    ink = (shot.sum(axis=-1) < 600).mean()
+    for png in ("loss.png", "confusion.png", "activity.png"):
+        (out / png).unlink()
+    bare = screenshot(out / "report.html", tmp_path / "bare.png")
+    bare_blue = (np.abs(bare - [31, 119, 180]).sum(axis=-1) < 60).sum()
+    assert ink > 0.005, "the page is nearly blank"
+    assert figures_blue > 500 and bare_blue < figures_blue / 10, (figures_blue, bare_blue)

@@ -6,6 +6,7 @@ built-in defaults equal them), applies the flags and ``--set`` overrides, and ca
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -15,6 +16,19 @@ from advfilter.core.errors import ConfigError
 
 _YAML = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                      help="YAML config (built-in defaults: the one in configs/).")
+
+
+def _training_data(command: Callable) -> Callable:
+    """--data, --run and --eval-data: where finetune-phi2 and sweep read their items."""
+    for option in reversed([
+        click.option("--data", type=click.Path(exists=True, path_type=Path),
+                     help="Exported items: HellaSwag JSONL or an `export --format hf` folder."),
+        RUN,
+        click.option("--eval-data", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="Validation JSONL (default: the data's validation split)."),
+    ]):
+        command = option(command)
+    return command
 
 
 def _fmt(row: dict) -> str:
@@ -97,11 +111,7 @@ def evaluate(model_name: str | None, adapter: str | None, data: Path | None, run
 
 
 @main.command(name="finetune-phi2")
-@click.option("--data", type=click.Path(exists=True, path_type=Path),
-              help="Exported items: HellaSwag JSONL or an `export --format hf` folder.")
-@RUN
-@click.option("--eval-data", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Validation JSONL (default: the data's validation split).")
+@_training_data
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: adapter/, config.yaml, metrics.jsonl, metrics.json, checkpoint/.")
 @_YAML
@@ -184,3 +194,64 @@ def compare(runs: tuple[Path, ...], baseline: Path | None, out_file: Path | None
     if out_file:
         with atomic_path(out_file) as tmp:
             tmp.write_text(table + "\n")
+
+
+@main.command()
+@_training_data
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Sweep folder: results.jsonl, best.yaml, trials/ID/, tune/. Rerun to resume.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Sweep YAML (built-in defaults: configs/sweep_phi2.yaml).")
+@click.option("--model", help="Base model name or path (config: finetune.model; microsoft/phi-2).")
+@click.option("--search", type=click.Choice(["grid", "random", "optuna"]), help="(config: search; random)")
+@click.option("--trials", type=int, help="Trials to run; grid: the first N combinations (config: trials; 8).")
+@click.option("--max-concurrent", type=int,
+              help="Trials at once (config: max_concurrent; 0 = one per GPU, or 1 without GPUs).")
+@click.option("--max-steps", type=int, help="Optimizer steps per trial (config: finetune.max_steps; 200).")
+@click.option("--metric", type=click.Choice(["eval_loss", "eval_acc", "eval_acc_norm"]),
+              help="What ASHA and best.yaml rank by (config: metric; eval_loss).")
+@click.option("--ray-address", help="Run the trials on this Ray cluster (default: a local Ray runtime).")
+@click.option("--wandb", "use_wandb", is_flag=True,
+              help="Log every trial to Weights & Biases, grouped by sweep (offline unless configured).")
+@SET
+def sweep(data: Path | None, run_dir: Path | None, eval_data: Path | None, out: Path, config_file: Path | None,
+          model: str | None, search: str | None, trials: int | None, max_concurrent: int | None,
+          max_steps: int | None, metric: str | None, ray_address: str | None, use_wandb: bool,
+          overrides: tuple[str, ...]) -> None:
+    """LoRA hyper-parameter search: finetune-phi2 trials over the YAML's space (grid, random or
+    Optuna) on Ray Tune, with ASHA early stopping on validation loss. Writes OUT/results.jsonl
+    and OUT/best.yaml (ready for `finetune-phi2 --config`); a killed sweep resumes when the
+    same command is run again."""
+    from advfilter.core.config import SweepConfig
+    from advfilter.core.progress import progress
+    from advfilter.sweep import SweepData, read_results, results_table, sweep as run_sweep, trial_line
+    from advfilter.sweep_space import planned_trials
+
+    if data is not None and run_dir is not None:
+        raise ConfigError("give one of --data and --run, not both")
+    cfg = load_config(config_file, overrides_of(
+        overrides, search=search, trials=trials, max_concurrent=max_concurrent, metric=metric,
+        finetune__model=model, finetune__max_steps=max_steps), schema=SweepConfig)
+    source = (SweepData(str(data.resolve()), False, str(eval_data.resolve()) if eval_data else None)
+              if data is not None else
+              SweepData(str(resolve_run(run_dir).resolve()), True, str(eval_data.resolve()) if eval_data else None))
+    if Path(cfg.finetune.model).exists():  # trials run in other processes: an absolute path
+        cfg = cfg.model_copy(update={"finetune": cfg.finetune.model_copy(
+            update={"model": str(Path(cfg.finetune.model).resolve())})})
+    with progress(total=planned_trials(cfg), desc="trials", unit="trial") as bar:
+        bar.update(len(read_results(out)))  # finished before a resume
+
+        def on_trial(row: dict) -> None:
+            bar.write(trial_line(row))
+            bar.update(1)
+
+        result = run_sweep(cfg, source, out, ray_address, use_wandb, on_trial=on_trial)
+    rows, best = result["results"], result["best"]
+    click.echo(results_table(rows, list(cfg.space), best))
+    if best is not None:
+        click.echo(f"best: trial {best['trial']} ({cfg.metric} {best['metrics'][cfg.metric]:.4f}); "
+                   f"its config: {out / 'best.yaml'}")
+    if len(rows) < result["trials"]:
+        click.echo(f"sweep stopped with {len(rows)} of {result['trials']} trials finished; "
+                   f"run the same command again to resume", err=True)
+        raise SystemExit(1)

@@ -266,6 +266,40 @@ class FinetuneConfig(_Strict):
     seed: int = 0
 
 
+class AshaSettings(_Strict):
+    """ASHA early stopping of sweep trials on the sweep's metric (``advfilter sweep``)."""
+
+    enabled: bool = True
+    grace_period: int = Field(0, ge=0, description="optimizer steps before a trial can be stopped; "
+                                                  "0 = its first evaluation")
+    reduction_factor: float = Field(2, gt=1, description="keep the best 1/factor at each rung")
+
+
+class SweepConfig(_Strict):
+    """A LoRA hyper-parameter sweep of ``finetune-phi2`` trials on Ray Tune (``advfilter sweep``).
+
+    ``space`` maps dotted finetune settings to the values to search: a list (grid: every one;
+    random/optuna: one of them) or ``{uniform|loguniform|randint: [low, high]}`` (random and
+    optuna only). ``finetune`` holds the settings every trial starts from.
+    """
+
+    search: Literal["grid", "random", "optuna"] = "random"
+    trials: int = Field(8, ge=0, description="trials to run; grid: the first N combinations, 0 = all")
+    max_concurrent: int = Field(0, ge=0, description="trials at once; 0 = one per GPU, or 1 without GPUs")
+    metric: Literal["eval_loss", "eval_acc", "eval_acc_norm"] = "eval_loss"
+    seed: int = 0
+    asha: AshaSettings = AshaSettings()
+    space: dict[str, Any] = {"lora.r": [8, 16, 32], "lora.alpha": [16, 32, 64], "lora.dropout": [0.0, 0.05, 0.1],
+                             "lr": {"loguniform": [2.0e-5, 5.0e-4]},
+                             "scheduler": ["linear", "cosine", "cosine_with_restarts", "reduce_lr_on_plateau"]}
+    finetune: FinetuneConfig = FinetuneConfig(max_steps=200, eval_every=50, eval_items=200)
+
+    @property
+    def mode(self) -> str:
+        """``min`` for a loss, ``max`` for an accuracy."""
+        return "min" if self.metric.endswith("loss") else "max"
+
+
 class EvaluateConfig(_Strict):
     """Zero-shot scoring of a causal LM on HellaSwag-format items (``advfilter evaluate``)."""
 

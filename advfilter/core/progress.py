@@ -69,6 +69,10 @@ class PlainProgress:
         if not done and time.monotonic() - self.last >= self.every:
             self._emit()
 
+    def write(self, text: str) -> None:
+        """A message of its own on stdout (as ``tqdm.write``)."""
+        print(text, flush=True)
+
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         self.postfix = text
 

@@ -1,0 +1,301 @@
+"""``advfilter sweep``: a LoRA hyper-parameter search over ``finetune-phi2`` trials on Ray Tune.
+
+The output folder is the sweep's only state:
+
+- ``sweep.yaml``: what was searched on which data; a rerun must ask for the same;
+- ``tune/``: Ray Tune's experiment state, which ``Tuner.restore`` resumes;
+- ``trials/ID/``: each trial's ``finetune-phi2`` output (config.yaml, metrics.jsonl,
+  checkpoint/, adapter/ once it finished);
+- ``results.jsonl``: one line per finished trial: ``trial``, ``config`` (the searched
+  settings), ``metrics`` (the last evaluation's ``eval_loss``, ``eval_acc``, ``eval_acc_norm``,
+  its ``step``, the base model's figures, the last train loss), ``status`` (``completed``,
+  ``stopped`` by ASHA, ``error``);
+- ``best.yaml``: the best trial's whole finetune config, for ``finetune-phi2 --config``.
+
+A killed sweep, rerun with the same command, resumes: Tune restores its trials, finished ones
+stay finished, and an unfinished trial continues from its own ``checkpoint/`` (a trial whose
+``metrics.json`` exists just reports it again).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from advfilter.core.config import SweepConfig
+from advfilter.core.errors import ConfigError
+from advfilter.core.store import RunStore, atomic_path, read_jsonl, write_jsonl
+from advfilter.finetune import finetune_recipe, load_training_docs, plan_steps
+from advfilter.sweep_space import check_space, grid_points, planned_trials, trial_config, tune_space
+
+EVAL_KEYS = ("step", "eval_loss", "eval_acc", "eval_acc_norm")
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """Where the trials read their items: a run folder or an exported file/folder."""
+
+    path: str
+    is_run: bool = False
+    eval_data: str | None = None
+
+    def load(self) -> Path | RunStore:
+        return RunStore(Path(self.path)) if self.is_run else Path(self.path)
+
+
+def _metrics_rows(trial_dir: Path) -> list[dict[str, Any]]:
+    path = trial_dir / "metrics.jsonl"
+    return read_jsonl(path) if path.exists() else []
+
+
+def _trial(params: dict[str, Any], *, finetune: dict[str, Any], data: SweepData, root: str,
+           threads: int, use_wandb: bool) -> None:
+    """One Tune trial: ``finetune-phi2`` into ``ROOT/trials/ID``, reporting each evaluation."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(threads)
+    out = Path(root) / "trials" / tune.get_context().get_trial_id()
+    if (out / "metrics.json").exists():  # it finished before the sweep was stopped
+        last = [r for r in _metrics_rows(out) if "eval_loss" in r][-1]
+        tune.report({k: last[k] for k in EVAL_KEYS})
+        return
+
+    def on_log(row: dict[str, Any]) -> None:
+        if "eval_loss" in row:
+            tune.report({k: row[k] for k in EVAL_KEYS})
+
+    finetune_recipe(trial_config(finetune, params), data.load(), out,
+                    Path(data.eval_data) if data.eval_data else None,
+                    resume=(out / "checkpoint" / "state.pt").exists(), use_wandb=use_wandb,
+                    on_log=on_log, wandb_group=Path(root).name)
+
+
+def trial_result(root: Path, trial_id: str, params: dict[str, Any], status: str) -> dict[str, Any]:
+    """A ``results.jsonl`` line, read from the trial's own files (``completed`` wins over the
+    status Tune gives when the trial wrote its ``metrics.json``)."""
+    trial_dir = root / "trials" / trial_id
+    rows = _metrics_rows(trial_dir)
+    evals = [r for r in rows if "eval_loss" in r]
+    train = [r for r in rows if "loss" in r]
+    metrics: dict[str, Any] = {k: evals[-1][k] if evals else None for k in EVAL_KEYS}
+    base = evals[0] if evals and evals[0]["step"] == 0 else {}
+    metrics |= {"baseline_eval_loss": base.get("eval_loss"), "baseline_acc_norm": base.get("eval_acc_norm"),
+                "train_loss": train[-1]["loss"] if train else None,
+                "seconds": train[-1]["seconds"] if train else None}
+    if (trial_dir / "metrics.json").exists():
+        status = "completed"
+    return {"trial": trial_id, "config": params, "metrics": metrics, "status": status,
+            "dir": f"trials/{trial_id}"}
+
+
+def _recorder(root: Path) -> Any:
+    """A Tune callback that keeps ``ROOT/results.jsonl`` up to date as trials end (pickled with
+    the experiment, so it holds only the folder)."""
+    from ray.tune import Callback
+
+    class Recorder(Callback):
+        def _record(self, trial: Any, status: str) -> None:
+            row = trial_result(root, trial.trial_id, dict(trial.config), status)
+            if status == "error" and trial.error_file and Path(trial.error_file).exists():
+                lines = Path(trial.error_file).read_text().strip().splitlines()
+                row["error"] = lines[-1] if lines else "unknown error"
+            path = root / "results.jsonl"
+            rows = {r["trial"]: r for r in (read_jsonl(path) if path.exists() else [])}
+            rows[row["trial"]] = row
+            write_jsonl(path, rows.values())
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._record(trial, "stopped")
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._record(trial, "error")
+
+    return Recorder()
+
+
+def read_results(root: Path) -> list[dict[str, Any]]:
+    """The finished trials of the sweep in ``root``."""
+    path = root / "results.jsonl"
+    return read_jsonl(path) if path.exists() else []
+
+
+def best_result(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
+    """The best completed trial by ``metric`` (trials stopped early only when none completed)."""
+    scored = [r for r in rows if r["metrics"].get(metric) is not None and r["status"] != "error"]
+    completed = [r for r in scored if r["status"] == "completed"] or scored
+    if not completed:
+        return None
+    sign = 1 if mode == "min" else -1
+    return min(completed, key=lambda r: sign * r["metrics"][metric])
+
+
+def write_best(root: Path, best: dict[str, Any], metric: str, n: int) -> Path:
+    """``ROOT/best.yaml``: the best trial's whole finetune config, with a comment saying why."""
+    config = yaml.safe_load((root / best["dir"] / "config.yaml").read_text())
+    head = (f"# The best of {n} sweep trials by {metric}: trial {best['trial']} "
+            f"({metric} {best['metrics'][metric]:.4f}, eval_acc_norm {best['metrics']['eval_acc_norm']}).\n"
+            f"# Train with it: advfilter finetune-phi2 --config {root / 'best.yaml'} --out OUT\n")
+    with atomic_path(root / "best.yaml") as tmp:
+        tmp.write_text(head + yaml.safe_dump(config, sort_keys=False))
+    return root / "best.yaml"
+
+
+def _watch(path: Path, on_row: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
+    """Call ``on_row`` for each trial that ``path`` (results.jsonl) gains, until ``stop``."""
+    seen = {r["trial"] for r in (read_jsonl(path) if path.exists() else [])}
+    last = False
+    while not last:
+        last = stop.wait(0.5)
+        for row in read_jsonl(path) if path.exists() else []:
+            if row["trial"] not in seen:
+                seen.add(row["trial"])
+                on_row(row)
+
+
+def _check_same_sweep(root: Path, settings: dict[str, Any]) -> None:
+    path = root / "sweep.yaml"
+    if path.exists():
+        before = yaml.safe_load(path.read_text())
+        if before != settings:
+            diff = next(k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k))
+            raise ConfigError(f"{root}: holds a sweep with other settings ({diff}: {before.get(diff)!r} "
+                              f"then, {settings.get(diff)!r} now); rerun it as it was or use a new --out")
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(settings, sort_keys=True))
+
+
+def _search(cfg: SweepConfig, n: int, concurrent: int) -> tuple[Any, dict[str, Any]]:
+    """(Tune search algorithm running at most ``concurrent`` trials at once, param_space) for
+    ``n`` trials of ``cfg.search``."""
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    if cfg.search == "grid":
+        # each point replaces one sample of the space, so the n trials are the grid's first n
+        return (BasicVariantGenerator(points_to_evaluate=grid_points(cfg.space)[:n], max_concurrent=concurrent),
+                tune_space(cfg.space))
+    if cfg.search == "random":
+        return BasicVariantGenerator(random_state=cfg.seed, max_concurrent=concurrent), tune_space(cfg.space)
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+
+        searcher = OptunaSearch(metric=cfg.metric, mode=cfg.mode, seed=cfg.seed)
+    except (ImportError, AssertionError):
+        raise ConfigError("search: optuna needs the optuna package (pip install optuna)") from None
+    return ConcurrencyLimiter(searcher, max_concurrent=concurrent), tune_space(cfg.space)
+
+
+def _scheduler(cfg: SweepConfig, first_eval: int, total: int) -> Any:
+    """ASHA on the metric at each evaluation before a trial's last step (so a trial that ran to
+    the end keeps its adapter); FIFO when it is off or no evaluation comes before the end."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    grace = cfg.asha.grace_period or first_eval
+    if not cfg.asha.enabled or grace > total - 1:
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="step", max_t=total - 1, grace_period=grace,
+                         reduction_factor=cfg.asha.reduction_factor, stop_last_trials=False)
+
+
+def sweep(cfg: SweepConfig, data: SweepData, out: Path, ray_address: str | None = None,
+          use_wandb: bool = False, on_trial: Callable[[dict[str, Any]], None] = lambda _: None
+          ) -> dict[str, Any]:
+    """Run (or resume) the sweep into ``out``; returns ``results`` (the finished trials, best
+    first), ``best`` (or None), ``trials`` (asked for) and ``resumed``. ``on_trial`` is called
+    with each results line as its trial ends."""
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    from advfilter.core.cluster import ray_session
+
+    n = planned_trials(cfg)
+    cfg = cfg.model_copy(update={"space": check_space(cfg)})  # values as the trials read them
+    out = out.resolve()
+    finetune = cfg.finetune.model_dump()
+    base = cfg.finetune
+    train, valid = load_training_docs(data.load(), Path(data.eval_data) if data.eval_data else None)
+    if not train or not valid:
+        raise ConfigError(f"{data.path}: a sweep needs train and validation items "
+                          f"(found {len(train)} and {len(valid)})")
+    if use_wandb:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise ConfigError("--wandb needs the wandb package (pip install 'advfilter[wandb]')") from None
+    settings = {"sweep": cfg.model_copy(update={"max_concurrent": 0}).model_dump(), **vars(data)}
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_sweep(out, settings)
+    per_epoch, total = plan_steps(base, len(train))
+    # Tune saves its experiment state at most this often (a killed sweep loses less), prints
+    # no tables of its own and logs results as JSON only (no TensorBoard/CSV).
+    for name, value in (("TUNE_GLOBAL_CHECKPOINT_S", "1"), ("RAY_AIR_NEW_OUTPUT", "0"),
+                        ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")):
+        os.environ.setdefault(name, value)
+    with ray_session(ray_address, os.cpu_count() or 1):
+        import ray
+
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        concurrent = cfg.max_concurrent or gpus or 1
+        per_trial = {"cpu": max(1, int(resources.get("CPU", 1)) // concurrent), "gpu": 1 if gpus else 0}
+        search_alg, space = _search(cfg, n, concurrent)
+        trainable = tune.with_resources(
+            tune.with_parameters(_trial, finetune=finetune, data=data, root=str(out),
+                                 threads=per_trial["cpu"], use_wandb=use_wandb), per_trial)
+        tune_dir = out / "tune"
+        resumed = tune.Tuner.can_restore(str(tune_dir))
+        if resumed:
+            tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True)
+        else:
+            tuner = tune.Tuner(
+                trainable, param_space=space,
+                tune_config=tune.TuneConfig(metric=cfg.metric, mode=cfg.mode, search_alg=search_alg,
+                                            scheduler=_scheduler(cfg, base.eval_every or per_epoch, total),
+                                            num_samples=n),
+                run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0,
+                                          callbacks=[JsonLoggerCallback(), _recorder(out)],
+                                          failure_config=tune.FailureConfig(max_failures=0)))
+        stop = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(out / "results.jsonl", on_trial, stop), daemon=True)
+        watcher.start()
+        try:
+            tuner.fit()
+        finally:
+            stop.set()
+            watcher.join()
+    rows = read_results(out)
+    best = best_result(rows, cfg.metric, cfg.mode)
+    if best is not None:
+        write_best(out, best, cfg.metric, len(rows))
+    sign = 1 if cfg.mode == "min" else -1
+    rows.sort(key=lambda r: (r["metrics"].get(cfg.metric) is None, sign * (r["metrics"].get(cfg.metric) or 0)))
+    return {"results": rows, "best": best, "trials": n, "resumed": resumed}
+
+
+def results_table(rows: list[dict[str, Any]], space: list[str], best: dict[str, Any] | None) -> str:
+    """A fixed-width table of finished trials: searched settings, status, step, eval figures."""
+    head = ["trial", *space, "status", "step", "eval_loss", "eval_acc", "eval_acc_norm"]
+
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
+
+    table = [head] + [[("* " if best and r["trial"] == best["trial"] else "  ") + r["trial"],
+                       *(cell(r["config"].get(k)) for k in space), r["status"],
+                       *(cell(r["metrics"].get(k)) for k in EVAL_KEYS)] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
+
+
+def trial_line(row: dict[str, Any]) -> str:
+    """One line for a trial as it ends."""
+    m = row["metrics"]
+    figures = " ".join(f"{k}={m[k]:.4f}" for k in ("eval_loss", "eval_acc_norm") if m.get(k) is not None)
+    settings = " ".join(f"{k}={v}" for k, v in row["config"].items())
+    return f"trial {row['trial']} {row['status']} at step {m.get('step')}: {figures} ({settings})" + (
+        f" error: {row['error']}" if row.get("error") else "")
+
