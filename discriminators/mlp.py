@@ -1,7 +1,6 @@
 """``mlp``: an MLP over the generator's LM features of the ending (SWAG's "LM features" model)."""
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from pydantic import Field
