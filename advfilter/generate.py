@@ -22,7 +22,7 @@ from advfilter.core.progress import progress
 from advfilter.core.config import Config
 from advfilter.core.errors import RunError
 from advfilter.core.seeds import derive_seed
-from advfilter.core.layout import CANDIDATES_DIR, MODELS_DIR, read_contexts, read_shard_stats, shard_name
+from advfilter.core.layout import CANDIDATES_DIR, MODELS_DIR, read_contexts, read_shard_stats, shard_name, split_of
 from advfilter.core.store import RunStore
 from generators.base import Context, resolve
 from generators.distributed import (
@@ -75,9 +75,15 @@ def in_validation(video_id: str, seed: int, fraction: float) -> bool:
     return derive_seed(seed, "valid", video_id) % 10_000 < fraction * 10_000
 
 
-def fold_data(contexts: pd.DataFrame, fold: int, seed: int, fraction: float):
-    """(train, valid, videos) for fold ``fold``'s generator: other folds only, split by video."""
+def fold_data(contexts: pd.DataFrame, fold: int, seed: int, fraction: float, fit_folds: str = "other"):
+    """(train, valid, videos) for fold ``fold``'s generator: other folds only (``fit_folds:
+    train``: only those of the train split, so no held-out split's text reaches a negative),
+    split by video for early stopping."""
     train = contexts[contexts["fold"] != fold].sort_values("id")
+    if fit_folds == "train":
+        folds = int(contexts["fold"].max()) + 1
+        train = train[[split_of(int(f), folds, v, seed) == "train"
+                       for f, v in zip(train["fold"], train["video_id"])]]
     if train.empty:
         raise RunError(f"fold {fold}: the other folds hold no contexts to fit a generator on; "
                        "use fewer folds or a larger corpus")
@@ -102,7 +108,8 @@ def _fit_missing_folds(cfg: Config, contexts: pd.DataFrame, models: Path) -> Non
     _, gpus = _workers(cfg)
     refs = {}
     for k in missing:
-        train, valid, videos = fold_data(contexts, k, cfg.seed, cfg.generate.valid_fraction)
+        train, valid, videos = fold_data(contexts, k, cfg.seed, cfg.generate.valid_fraction,
+                                         cfg.generate.fit_folds)
         own = as_contexts(contexts[contexts["fold"] == k].sort_values("id"))
         refs[fit.options(num_cpus=cfg.generate.threads_per_worker, num_gpus=gpus).remote(
             cfg.model_dump_json(), k, train, valid, own, videos, str(models / f"fold-{k}"))] = k

@@ -133,6 +133,9 @@ class GenerateConfig(_Strict):
     oversample: float = Field(1.25, ge=1, description="samples drawn per missing candidate")
     retry_rounds: int = Field(4, ge=1, description="sampling rounds before a context is short")
     short_contexts: Literal["keep", "drop"] = "keep"
+    fit_folds: Literal["other", "train"] = Field("other", description=(
+        "what a fold's generator learns from: every other fold, or only the other folds of the "
+        "train split (held-out golds then never shape a negative)"))
     valid_fraction: float = Field(0.1, gt=0, lt=1, description="training videos held out")
     shard_size: int = Field(64, ge=1, description="contexts per shard file")
     workers: int = Field(0, ge=0, description="Ray workers; 0 = one per GPU, else one per core")
