@@ -13,7 +13,7 @@ from advfilter.af import initial_assignment, model_names, run_round, set_threads
 from advfilter.core.config import Config, FilterConfig
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
-    read_metrics, round_assignment, round_file, write_metrics, write_round,
+    read_metrics, read_probes, round_assignment, round_file, write_metrics, write_round,
 )
 from advfilter.core.models import resolve_device
 from advfilter.core.store import RunStore
@@ -44,16 +44,22 @@ def below_chance(accuracy: dict[str, float], f: FilterConfig) -> list[str]:
     return [name for name, acc in accuracy.items() if acc < chance(f) - f.stop.margin]
 
 
-def stop_reason(metrics: list[dict[str, Any]], f: FilterConfig) -> str:
+def stop_reason(metrics: list[dict[str, Any]], f: FilterConfig, probes: list[dict[str, Any]] = ()) -> str:
     """Why filtering should stop after these rounds, or "" to go on: the driver within
-    ``stop.margin`` of chance for ``stop.patience`` rounds, or a round changing fewer than
-    ``min_changed`` of the contexts."""
+    ``stop.margin`` of chance for ``stop.patience`` rounds, a round changing fewer than
+    ``min_changed`` of the contexts, or (``stop.probe``) the last round's ``tfidf_context``
+    probe (among ``probes``, af/probe.jsonl's rows) at or below ``stop.probe``."""
     if metrics and metrics[-1]["changed_frac"] < f.min_changed:
         return f"round {metrics[-1]['round']} changed fewer than {f.min_changed:.0%} of the contexts"
     tail = metrics[-f.stop.patience:]
     if len(tail) == f.stop.patience and all(
             abs(m["accuracy"][m["driver"]] - chance(f)) <= f.stop.margin for m in tail):
         return f"the driver stayed within {f.stop.margin} of chance for {f.stop.patience} rounds"
+    if f.stop.probe and metrics:
+        last = metrics[-1]["round"]
+        acc = next((p["acc"] for p in probes if p["round"] == last and p["probe"] == "tfidf_context"), None)
+        if acc is not None and acc <= f.stop.probe:
+            return f"the tfidf_context probe reached {acc:.3f} (filter.stop.probe {f.stop.probe}) at round {last}"
     return ""
 
 
@@ -98,7 +104,7 @@ def adversarial_filter(cfg: Config, run: RunStore,
     f = cfg.filter
     stage = run.open_stage("filter", {"seed": cfg.seed, "filter": filter_settings(f)},
                            after="candidates", hint="run advfilter generate first")
-    stopped = stop_reason(read_metrics(run), f) if stage.done else ""
+    stopped = stop_reason(read_metrics(run), f, read_probes(run)) if stage.done else ""
     if stage.done and (stage.done["rounds"] >= f.rounds or stopped):
         done = stage.done
         return FilterSummary(done["rounds"], done["contexts"], done["short_pool"], done["rounds"],
@@ -113,14 +119,14 @@ def adversarial_filter(cfg: Config, run: RunStore,
     active = np.flatnonzero(assignment[:, 0] >= 0)
     if len(active) < 2:
         raise RunError(f"{run.root}: fewer than 2 contexts have {f.negatives} candidates to filter")
-    r, stopped = last, stop_reason(metrics, f)
+    r, stopped = last, stop_reason(metrics, f, read_probes(run))
     with pool_scorer(f, run, bank, ray_address) as score_rows:
         while r < f.rounds and not stopped:
             r += 1
             metrics.append(_round(cfg, run, bank, r, assignment, active, score_rows, metrics))
             assignment = round_assignment(run, r)
             on_round(metrics[-1])
-            stopped = stop_reason(metrics, f)
+            stopped = stop_reason(metrics, f, read_probes(run))
     summary = FilterSummary(r, len(active), len(bank.context_ids) - len(active), last,
                             time.perf_counter() - start, stopped=stopped)
     stage.finish({"rounds": r, "contexts": summary.contexts, "short_pool": summary.short_pool,

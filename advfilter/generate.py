@@ -85,8 +85,8 @@ def fold_data(contexts: pd.DataFrame, fold: int, seed: int, fraction: float, fit
         train = train[[split_of(int(f), folds, v, seed) == "train"
                        for f, v in zip(train["fold"], train["video_id"])]]
     if train.empty:
-        raise RunError(f"fold {fold}: the other folds hold no contexts to fit a generator on; "
-                       "use fewer folds or a larger corpus")
+        raise RunError(f"fold {fold}: the other folds{' of the train split' if fit_folds == 'train' else ''} "
+                       "hold no contexts to fit a generator on; use fewer folds or a larger corpus")
     held = train["video_id"].map(lambda v: in_validation(v, seed, fraction)).astype(bool)
     return as_contexts(train[~held]), as_contexts(train[held]), sorted(set(train["video_id"]))
 

@@ -10,7 +10,7 @@ import pytest
 from advfilter.af import initial_assignment, swap
 from advfilter.cli import main
 from advfilter.core.config import load_config
-from advfilter.core.errors import RunError
+from advfilter.core.errors import ConfigError, RunError
 from advfilter.core.layout import items, read_metrics, read_round
 from advfilter.filtering import adversarial_filter
 from advfilter.core.store import RunStore
@@ -178,6 +178,17 @@ def test_filtering_stops_once_the_driver_stays_near_chance(generated_run, copy_r
     assert summary.rounds == 2 and "within 1.0 of chance for 2 rounds" in summary.stopped
     again = run_filter(run, **{"filter.rounds": 6, "filter.stop.margin": 1.0, "filter.stop.patience": 2})
     assert again.reused and again.rounds == 2
+
+
+def test_filtering_stops_once_the_word_level_probe_reaches_its_target(generated_run, copy_run):
+    run = copy_run(generated_run)
+    summary = run_filter(run, **{"filter.rounds": 6, "filter.probe_every": 1, "filter.stop.probe": 1.0})
+    assert summary.rounds == 1 and "the tfidf_context probe reached" in summary.stopped
+    assert summary.stopped.endswith("at round 1")
+    again = run_filter(run, **{"filter.rounds": 6, "filter.probe_every": 1, "filter.stop.probe": 1.0})
+    assert again.reused and again.rounds == 1
+    with pytest.raises(ConfigError, match="stop.probe needs probe_every"):
+        load_config(None, {"filter.stop.probe": 0.34})
 
 
 def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_line(generated_run, copy_run):

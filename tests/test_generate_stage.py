@@ -17,7 +17,7 @@ from advfilter.core.store import RunStore
 
 TINY_LSTM = {"generate.generator": "lstm", "generate.lstm.embed_dim": 32, "generate.lstm.hidden_dim": 32,
              "generate.lstm.max_epochs": 12, "generate.lstm.lr": 0.02, "generate.num_candidates": 4,
-             "generate.shard_size": 16, "contexts.folds": 3}
+             "generate.shard_size": 16, "contexts.folds": 4}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,22 @@ def test_no_context_gets_endings_from_a_generator_trained_on_its_video(reference
     assert all(len(folds) == 1 for folds in shard_folds.values())
 
 
+@pytest.mark.parametrize("fit_folds, learns_from", [
+    ("other", {0: {1, 2, 3, 4}, 3: {0, 1, 2, 4}, 4: {0, 1, 2, 3}}),
+    ("train", {0: {1, 2}, 3: {0, 1, 2}, 4: {0, 1, 2}}),  # folds 3 and 4: validation and test
+])
+def test_fit_folds_train_keeps_held_out_text_out_of_every_generator(fit_folds, learns_from):
+    from advfilter.generate import fold_data
+
+    contexts = pd.DataFrame({"id": [f"c{i}" for i in range(20)], "video_id": [f"v{i}" for i in range(20)],
+                             "fold": [i % 5 for i in range(20)], "ctx_a": "A man stands.", "ctx_b": "He",
+                             "ending": "waves.", "activity_label": "Waving", "source": "demo"})
+    fold_of = dict(zip(contexts["video_id"], contexts["fold"]))
+    for fold, expected in learns_from.items():
+        *_, videos = fold_data(contexts, fold, seed=0, fraction=0.1, fit_folds=fit_folds)
+        assert {fold_of[v] for v in videos} == expected
+
+
 def test_one_worker_writes_the_same_bytes_as_two(reference, corpus, tmp_path):
     run_generate(tmp_path / "run", corpus, **{"generate.workers": 1})
     assert shard_bytes(tmp_path / "run") == shard_bytes(reference)
@@ -103,7 +119,7 @@ def test_a_finished_stage_is_reused_and_other_settings_are_refused(reference, co
 def test_generate_command_runs_both_stages_and_prints_a_summary(runner, corpus, tmp_path):
     result = runner.invoke(main, ["generate", "--source", "activitynet", "--input", str(corpus),
                                   "--out", str(tmp_path / "r"), "--generator", "random",
-                                  "--num-candidates", "5", "--workers", "2", "--folds", "3"])
+                                  "--num-candidates", "5", "--workers", "2", "--folds", "4"])
     assert result.exit_code == 0, result.output
     assert "candidates: " in result.stdout and "short contexts" in result.stdout
     assert len(pd.read_parquet(tmp_path / "r" / "candidates")) > 0

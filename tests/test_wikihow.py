@@ -69,7 +69,7 @@ def test_generate_and_filter_run_unchanged_on_wikihow(runner, wikihow_csv, tmp_p
     result = runner.invoke(main, [
         "generate", "--source", "wikihow", "--input", str(wikihow_csv), "--out", str(out),
         "--config", str(REPO / "configs" / "wikihow.yaml"), "--generator", "lstm", "--num-candidates", "6",
-        "--folds", "3", "--set", "generate.lstm.max_epochs=1", "--set", "generate.workers=2"])
+        "--folds", "4", "--set", "generate.lstm.max_epochs=1", "--set", "generate.workers=2"])
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(out / "contexts.parquet")
     assert (table["ctx_b"] == "").all() and table["source"].eq("wikihow").all()

@@ -133,7 +133,7 @@ class GenerateConfig(_Strict):
     oversample: float = Field(1.25, ge=1, description="samples drawn per missing candidate")
     retry_rounds: int = Field(4, ge=1, description="sampling rounds before a context is short")
     short_contexts: Literal["keep", "drop"] = "keep"
-    fit_folds: Literal["other", "train"] = Field("other", description=(
+    fit_folds: Literal["other", "train"] = Field("train", description=(
         "what a fold's generator learns from: every other fold, or only the other folds of the "
         "train split (held-out golds then never shape a negative)"))
     valid_fraction: float = Field(0.1, gt=0, lt=1, description="training videos held out")
@@ -157,10 +157,14 @@ class EnsembleConfig(_Strict):
 
 
 class StopConfig(_Strict):
-    """When filtering stops before ``rounds``: the driver near chance for long enough."""
+    """When filtering stops before ``rounds``: the driver near chance for long enough, or the
+    word-level probe outside the loop down to a target."""
 
     margin: float = Field(0.05, ge=0, le=1, description="|driver accuracy - chance| counted as chance")
     patience: int = Field(3, ge=1, description="consecutive rounds within the margin")
+    probe: float = Field(0.0, ge=0, le=1, description=(
+        "stop once the cheap probe's tfidf_context accuracy (filter.probe_every) is at or below "
+        "this; 0 = off"))
 
 
 class EncoderProbeConfig(_Strict):
@@ -214,6 +218,12 @@ class FilterConfig(_Strict):
     # (``discriminators.configured``): filter.discriminator.bert.lr, ...
     discriminator: dict[str, dict[str, Any]] = {}
     ensemble: EnsembleConfig = EnsembleConfig()
+
+    @model_validator(mode="after")
+    def _probe_stop(self) -> "FilterConfig":
+        if self.stop.probe and not self.probe_every:
+            raise ValueError("stop.probe needs probe_every >= 1 (the probe it watches)")
+        return self
 
 
 class ExportConfig(_Strict):
