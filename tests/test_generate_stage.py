@@ -126,7 +126,7 @@ def test_generate_command_runs_both_stages_and_prints_a_summary(runner, corpus, 
 
 
 def test_an_unknown_generator_is_refused_before_the_stage_starts(runner, corpus, tmp_path):
-    args = ["generate", "--input", str(corpus), "--out", str(tmp_path / "r"), "--folds", "3",
+    args = ["generate", "--input", str(corpus), "--out", str(tmp_path / "r"), "--folds", "4",
             "--num-candidates", "3", "--workers", "1"]
     result = runner.invoke(main, [*args, "--generator", "gpt9"])
     assert result.exit_code == 2 and "unknown generator 'gpt9'" in result.stderr
