@@ -30,7 +30,7 @@ from advfilter.core.config import SweepConfig
 from advfilter.core.errors import ConfigError
 from advfilter.core.store import RunStore, atomic_path, read_jsonl, write_jsonl
 from advfilter.finetune import finetune_recipe, load_training_docs, plan_steps
-from advfilter.sweep_space import check_space, grid_points, planned_trials, trial_config, tune_space
+from advfilter.sweep_space import check_space, grid_points, trial_config, trial_count, tune_space
 
 EVAL_KEYS = ("step", "eval_loss", "eval_acc", "eval_acc_norm")
 
@@ -213,8 +213,8 @@ def sweep(cfg: SweepConfig, data: SweepData, out: Path, ray_address: str | None 
 
     from advfilter.core.cluster import ray_session
 
-    n = planned_trials(cfg)
     cfg = cfg.model_copy(update={"space": check_space(cfg)})  # values as the trials read them
+    n = trial_count(cfg, cfg.space)
     out = out.resolve()
     finetune = cfg.finetune.model_dump()
     base = cfg.finetune

@@ -82,7 +82,11 @@ def check_space(cfg: SweepConfig) -> dict[str, Any]:
 
 def planned_trials(cfg: SweepConfig) -> int:
     """How many trials ``cfg`` asks for, once its space is checked (``check_space``)."""
-    space = check_space(cfg)
+    return trial_count(cfg, check_space(cfg))
+
+
+def trial_count(cfg: SweepConfig, space: dict[str, Any]) -> int:
+    """How many trials ``cfg`` asks for over its checked ``space``."""
     if cfg.search == "grid":
         return len(grid_points(space)[:cfg.trials or None])
     if not cfg.trials:
