@@ -102,7 +102,8 @@ class Reuse:
 
 def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test: np.ndarray,
          max_swaps: int, choice: str, rng: np.random.Generator,
-         reuse: tuple[Reuse, list[np.ndarray]] | None = None) -> tuple[np.ndarray, int]:
+         reuse: tuple[Reuse, list[np.ndarray]] | None = None,
+         guard: tuple[np.ndarray, list[np.ndarray]] | None = None) -> tuple[np.ndarray, int]:
     """Replace easy negatives of each test context by adversarial candidates.
 
     ``pools[i]`` holds the driver's scores of test context ``test[i]``'s whole pool and
@@ -111,6 +112,8 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
     gold: the smallest step that fools the driver, so negatives do not overshoot into being
     more typical than the gold). With ``reuse`` = (counts, bank rows of each test context's
     pool), a candidate whose text is a negative as often as its limit allows is not drawn.
+    With ``guard`` = (a second model's gold scores, its pool scores), a candidate it scores
+    above the gold is not drawn either (``filter.ending_guard``).
     Returns the new assignment and the number of swaps.
     """
     new = assignment.copy()
@@ -120,6 +123,8 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
         easy = np.flatnonzero(scores[assigned] < gold[i])  # positions in the assignment
         above = np.flatnonzero(scores > gold[i])
         adversarial = above[~np.isin(above, assigned)]
+        if guard is not None:
+            adversarial = adversarial[guard[1][i][adversarial] <= guard[0][i]]
         if reuse is not None:
             counts, rows = reuse
             texts = counts.text[rows[i]]
@@ -166,6 +171,12 @@ def split_round(bank: Bank, active: np.ndarray, cfg: FilterConfig, r: int, seed:
     return np.sort(order[:n_test]), np.sort(order[n_test:])
 
 
+def gold_and_pools(flat: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Scores laid out context by context (gold, then its pool) as (gold scores, pool scores)."""
+    per_context = np.split(flat, cuts)
+    return np.array([s[0] for s in per_context]), [s[1:] for s in per_context]
+
+
 def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cfg: FilterConfig,
               seed: int, progress: Callable[[str], None] = lambda _: None,
               score_rows: Callable[[str, Discriminator, np.ndarray], np.ndarray] | None = None
@@ -199,19 +210,20 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     t = time.perf_counter()
     starts, ends = bank.offsets[test], bank.offsets[test + 1]
     rows = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])
-    flat = (score_rows or (lambda _, model, rows: score(model, bank, rows)))(driver, models[driver], rows)
+    score_rows = score_rows or (lambda _, model, rows: score(model, bank, rows))
+    cuts = np.cumsum(ends - starts)[:-1]
+    gold, pools = gold_and_pools(score_rows(driver, models[driver], rows), cuts)
+    guard = None
+    if cfg.ending_guard:
+        guard = gold_and_pools(score_rows(cfg.ending_guard, models[cfg.ending_guard], rows), cuts)
     timings["score_s"] += time.perf_counter() - t
     t = time.perf_counter()
-    cuts = np.cumsum(ends - starts)[:-1]
-    per_context = np.split(flat, cuts)
-    gold = np.array([s[0] for s in per_context])
-    pools = [s[1:] for s in per_context]
     reuse = None
     if cfg.max_reuse:
         reuse = (Reuse.of(bank, assignment, active, cfg.max_reuse),
                  [np.arange(a + 1, b) for a, b in zip(starts, ends)])
     new, swaps = swap(assignment, gold, pools, test, swap_count(cfg, accuracy[driver]),
-                      cfg.swap_choice, rng, reuse)
+                      cfg.swap_choice, rng, reuse, guard)
     changed = float((new[active] != assignment[active]).any(1).mean())
     timings["bookkeeping_s"] = time.perf_counter() - t
     return RoundResult(new, {"round": r, "accuracy": accuracy, "driver": driver, "swaps": swaps,

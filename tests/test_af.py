@@ -45,6 +45,16 @@ def test_swap_closest_takes_the_candidates_scored_just_above_the_gold():
     assert swaps == 2 and set(new[0]) == {1, 4, 5}  # 0.6 and 0.55, not 0.8
 
 
+def test_swap_with_an_ending_guard_skips_candidates_more_typical_than_the_gold():
+    assignment = np.array([[0, 1, 2]])
+    pool = np.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.7])  # driver: 3, 4 and 5 beat the gold (0.5)
+    typical = np.array([0.0, 0.0, 0.0, 0.9, 0.1, 0.2])  # the guard: 3 looks more gold than the gold (0.4)
+    new, swaps = swap(assignment, np.array([0.5]), [pool], np.array([0]), max_swaps=3,
+                      choice="random", rng=np.random.default_rng(0),
+                      guard=(np.array([0.4]), [typical]))
+    assert swaps == 2 and 3 not in new[0] and {4, 5} <= set(new[0])
+
+
 def test_swap_never_exceeds_max_swaps_and_leaves_other_contexts_alone():
     assignment = np.array([[0, 1, 2], [0, 1, 2]])
     pool = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
@@ -189,6 +199,17 @@ def test_filtering_stops_once_the_word_level_probe_reaches_its_target(generated_
     assert again.reused and again.rounds == 1
     with pytest.raises(ConfigError, match="stop.probe needs probe_every"):
         load_config(None, {"filter.stop.probe": 0.34})
+
+
+def test_an_ending_guard_swaps_less_and_must_be_a_chosen_discriminator(generated_run, copy_run):
+    free, guarded = copy_run(generated_run), copy_run(generated_run, "guarded")
+    settings = {"filter.rounds": 2, "filter.discriminators": ["bow", "cnn"]}
+    run_filter(free, **settings)
+    run_filter(guarded, **settings, **{"filter.ending_guard": "bow"})
+    swaps = [[m["swaps"] for m in read_metrics(run)] for run in (free, guarded)]
+    assert swaps[1][0] < swaps[0][0]  # round 1 starts from the same assignment
+    with pytest.raises(ConfigError, match="ending_guard 'mlp' is not one of the discriminators"):
+        load_config(None, {"filter.ending_guard": "mlp"})
 
 
 def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_line(generated_run, copy_run):

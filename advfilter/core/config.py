@@ -206,6 +206,10 @@ class FilterConfig(_Strict):
         "folds", description="held out each round: random contexts, or whole folds (retrieval pools)")
     driver: Literal["ensemble", "best"] = "ensemble"
     swap_choice: Literal["random", "weighted", "closest"] = "random"
+    ending_guard: str | None = Field(None, description=(
+        "a chosen discriminator that reads the ending alone (bow): adversarial candidates must "
+        "score no higher than the gold on it, so negatives fool the driver without being more "
+        "typical than the gold; None = off"))
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"
     min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
     stop: StopConfig = StopConfig()
@@ -220,9 +224,12 @@ class FilterConfig(_Strict):
     ensemble: EnsembleConfig = EnsembleConfig()
 
     @model_validator(mode="after")
-    def _probe_stop(self) -> "FilterConfig":
+    def _consistent(self) -> "FilterConfig":
         if self.stop.probe and not self.probe_every:
             raise ValueError("stop.probe needs probe_every >= 1 (the probe it watches)")
+        if self.ending_guard is not None and self.ending_guard not in self.discriminators:
+            raise ValueError(f"ending_guard {self.ending_guard!r} is not one of the discriminators "
+                             f"{self.discriminators}")
         return self
 
 
