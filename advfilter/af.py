@@ -214,8 +214,9 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     cuts = np.cumsum(ends - starts)[:-1]
     gold, pools = gold_and_pools(score_rows(driver, models[driver], rows), cuts)
     guard = None
-    if cfg.ending_guard:
-        guard = gold_and_pools(score_rows(cfg.ending_guard, models[cfg.ending_guard], rows), cuts)
+    if cfg.ending_guard:  # the driver's own scores when the guard is the driver (driver: best)
+        guard = (gold, pools) if cfg.ending_guard == driver else \
+            gold_and_pools(score_rows(cfg.ending_guard, models[cfg.ending_guard], rows), cuts)
     timings["score_s"] += time.perf_counter() - t
     t = time.perf_counter()
     reuse = None

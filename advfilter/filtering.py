@@ -66,11 +66,12 @@ def stop_reason(metrics: list[dict[str, Any]], f: FilterConfig, probes: list[dic
 def filter_settings(f: FilterConfig) -> dict[str, Any]:
     """What the filter stage's results depend on: the config without the speed and stopping
     knobs, each chosen discriminator's section resolved (defaults filled in), others left out.
+    Options left unset (None) are left out too, so adding one keeps older runs' settings.
 
     Raises ConfigError for an unknown discriminator name or key, before anything is recorded.
     """
     members = configured(f.discriminators, f.discriminator)
-    settings = f.model_dump(exclude={"rounds", "threads", "min_changed", "device", "discriminator",
+    settings = f.model_dump(exclude_none=True, exclude={"rounds", "threads", "min_changed", "device", "discriminator",
                                      "stop", "probe_every", "score_workers"})
     settings["discriminator"] = {name: c.model_dump() for name, _, c in members}
     return settings
