@@ -2,7 +2,8 @@
 
 Samples are cut at the end of their sentence and dropped when empty, opening with a
 punctuation mark (", and dress ..." never starts a verb phrase), unfinished (no final mark
-where the gold has one), equal to the gold, a duplicate of an earlier candidate (after
+where the gold has one), equal to the gold, a repeat of words of the context's first sentence
+(what already happened is no continuation, and people reject it at once), a duplicate of an earlier candidate (after
 normalisation) or outside the ending length bounds. Sampling repeats for the contexts still short of ``num_candidates`` until
 ``retry_rounds`` run out; those contexts are kept with fewer candidates or dropped.
 """
@@ -32,6 +33,7 @@ def candidate_pools(
     lo, hi = cfg.contexts.min_ending_tokens, cfg.contexts.max_ending_tokens
     pools: list[dict[str, str]] = [{} for _ in contexts]
     golds = [normalize(c.ending) for c in contexts]
+    firsts = [f" {normalize(c.ctx_a)} " for c in contexts]
     finals = [c.ending.endswith(_FINAL) for c in contexts]
     dropped: Counter[str] = Counter()
     for attempt in range(g.retry_rounds):
@@ -51,6 +53,7 @@ def candidate_pools(
                           else "starts_with_punct" if not ending[0].isalnum()
                           else "unfinished" if finals[i] and not ending.endswith(_FINAL)
                           else "gold" if key == golds[i]
+                          else "repeats_context" if f" {key} " in firsts[i]
                           else "duplicate" if key in pools[i] else "too_short" if words < lo
                           else "too_long" if words > hi
                           else "surplus" if len(pools[i]) >= g.num_candidates else None)

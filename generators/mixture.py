@@ -1,7 +1,8 @@
 """A mixture of generators in one pool: ``--generator lstm,retrieval``.
 
 Each part is fitted, saved (``part-K/``) and loaded as it would be alone; sampling asks every
-part for an equal share of the endings and interleaves them, so the pool holds all of them.
+part for its share of the endings (``generate.mixture_shares``, equal by default) and
+interleaves them, so the pool holds all of them in about those shares.
 LM features (``score``) come from the first part: put the language model first. Each
 candidate remembers which part wrote it (``origin``), so the report can say what each
 source contributes to the final items.
@@ -59,9 +60,9 @@ class Mixture(Generator):
         return gen
 
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
-        share = math.ceil(n / len(self.parts))
-        drawn = [part.sample(contexts, share, derive_seed(seed, "part", k))
-                 for k, part in enumerate(self.parts)]
+        weights = self.cfg.mixture_shares or [1.0] * len(self.parts)
+        drawn = [part.sample(contexts, math.ceil(n * w / sum(weights)), derive_seed(seed, "part", k))
+                 for k, (part, w) in enumerate(zip(self.parts, weights))]
         out = []
         for i in range(len(contexts)):
             mixed = []

@@ -142,6 +142,15 @@ def test_endings_opening_with_punctuation_are_dropped():
     assert not any(e[0] in ",-" for pool in pools for e in pool)
 
 
+def test_endings_repeating_the_first_sentence_are_dropped():
+    echo = Context("A man stands in a gym and skips over the rope very fast.", "He", "bows to the crowd.")
+    gen, cfg = make("random", num_candidates=4, retry_rounds=8)
+    gen.fit(FIVE, [], 0)
+    [pool], dropped = candidate_pools(gen, [echo], cfg, seed=0)
+    assert dropped["repeats_context"] > 0
+    assert "skips over the rope very fast." not in pool and len(pool) == 4  # the other four
+
+
 def test_contexts_short_of_candidates_are_reported_not_padded():
     gen, cfg = make("random", num_candidates=10, retry_rounds=2)
     gen.fit(FIVE, [], 0)
@@ -272,6 +281,24 @@ def test_a_mixture_interleaves_its_parts_and_knows_who_wrote_each_ending(tmp_pat
     gen.save(tmp_path)
     again = type(gen).load(tmp_path, gen.cfg, "random,retrieval")
     assert again.sample(NEAR, 4, seed=1) == gen.sample(NEAR, 4, seed=1)
+
+
+def test_a_mixture_fills_the_pool_in_its_shares():
+    gen, cfg = make("random,retrieval", mixture_shares=[1, 3], num_candidates=4,
+                    retrieval={"neighbours": 1.0})
+    gen.fit(FIVE, [], seed=0)
+    gen.index_fold(FOLD)
+    pools, _ = candidate_pools(gen, NEAR, cfg, seed=0)
+    origins = [gen.origin(e) for pool in pools for e in pool]
+    assert origins.count("retrieval") > 2 * origins.count("random") > 0
+
+
+def test_mixture_shares_need_one_positive_number_per_part():
+    from advfilter.core.errors import ConfigError
+    from advfilter.core.config import load_config
+
+    with pytest.raises(ConfigError, match="mixture_shares needs 2 positive numbers"):
+        load_config(None, {"generate.mixture_shares": [1, 2, 3]})
 
 
 def test_an_unknown_part_of_a_mixture_is_named():
