@@ -60,7 +60,7 @@ class Mixture(Generator):
         return gen
 
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
-        weights = self.cfg.mixture_shares or [1.0] * len(self.parts)
+        weights = [self.cfg.mixture_shares.get(name, 1.0) for name in self.names]
         drawn = [part.sample(contexts, math.ceil(n * w / sum(weights)), derive_seed(seed, "part", k))
                  for k, (part, w) in enumerate(zip(self.parts, weights))]
         out = []

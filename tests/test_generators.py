@@ -284,7 +284,7 @@ def test_a_mixture_interleaves_its_parts_and_knows_who_wrote_each_ending(tmp_pat
 
 
 def test_a_mixture_fills_the_pool_in_its_shares():
-    gen, cfg = make("random,retrieval", mixture_shares=[1, 3], num_candidates=4,
+    gen, cfg = make("random,retrieval", mixture_shares={"retrieval": 3}, num_candidates=4,
                     retrieval={"neighbours": 1.0})
     gen.fit(FIVE, [], seed=0)
     gen.index_fold(FOLD)
@@ -293,12 +293,12 @@ def test_a_mixture_fills_the_pool_in_its_shares():
     assert origins.count("retrieval") > 2 * origins.count("random") > 0
 
 
-def test_mixture_shares_need_one_positive_number_per_part():
+def test_mixture_shares_must_be_positive():
     from advfilter.core.errors import ConfigError
     from advfilter.core.config import load_config
 
-    with pytest.raises(ConfigError, match="mixture_shares needs 2 positive numbers"):
-        load_config(None, {"generate.mixture_shares": [1, 2, 3]})
+    with pytest.raises(ConfigError, match="mixture_shares must be positive"):
+        load_config(None, {"generate.mixture_shares": {"lstm": 0}})
 
 
 def test_an_unknown_part_of_a_mixture_is_named():
