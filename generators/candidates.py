@@ -3,9 +3,10 @@
 Samples are cut at the end of their sentence and dropped when empty, opening with a
 punctuation mark (", and dress ..." never starts a verb phrase), unfinished (no final mark
 where the gold has one), equal to the gold, a repeat of words of the context's first sentence
-(what already happened is no continuation, and people reject it at once), a duplicate of an earlier candidate (after
-normalisation) or outside the ending length bounds. Sampling repeats for the contexts still short of ``num_candidates`` until
-``retry_rounds`` run out; those contexts are kept with fewer candidates or dropped.
+(what already happened is no continuation, and people reject it at once), a duplicate of an
+earlier candidate (after normalisation) or outside the ending length bounds. Sampling repeats
+for the contexts still short of ``num_candidates`` until ``retry_rounds`` run out; those
+contexts are kept with fewer candidates or dropped.
 """
 from __future__ import annotations
 
