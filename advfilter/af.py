@@ -4,7 +4,9 @@ State: for every context an *assignment*, ``negatives`` indices into its candida
 round: split contexts at random (train / test); train the discriminators on the train
 contexts (gold + assigned negatives); score the gold and the whole pool of each test context
 with the driver; replace up to ``max_swaps`` *easy* negatives (scored below the gold) by
-*adversarial* candidates (unassigned, scored above it). Every round writes
+*adversarial* candidates (unassigned, scored above it). With ``also_fool``, the scores of
+further models join the driver's: a negative any of them sees through is easy, and a
+candidate is adversarial only when it fools them all. Every round writes
 ``af/round-XX.parquet`` and a line of ``af/metrics.jsonl`` (``filtering``), so a killed run resumes from the
 last complete round and gives the assignments an uninterrupted run gives.
 """
@@ -171,6 +173,14 @@ def split_round(bank: Bank, active: np.ndarray, cfg: FilterConfig, r: int, seed:
     return np.sort(order[:n_test]), np.sort(order[n_test:])
 
 
+def margins(scored: list[tuple[np.ndarray, list[np.ndarray]]]) -> list[np.ndarray]:
+    """Per test context, how far each pool candidate scores above the gold under all of
+    ``scored``'s models at once ((gold scores, pool scores) per model): the smallest margin.
+    Above 0 a candidate fools every model; below 0 one of them sees through it."""
+    per_model = [[p - g for g, p in zip(gold, pools)] for gold, pools in scored]
+    return [np.minimum.reduce(context) for context in zip(*per_model)]
+
+
 def gold_and_pools(flat: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Scores laid out context by context (gold, then its pool) as (gold scores, pool scores)."""
     per_context = np.split(flat, cuts)
@@ -213,6 +223,8 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     score_rows = score_rows or (lambda _, model, rows: score(model, bank, rows))
     cuts = np.cumsum(ends - starts)[:-1]
     gold, pools = gold_and_pools(score_rows(driver, models[driver], rows), cuts)
+    fooled = [gold_and_pools(score_rows(name, models[name], rows), cuts)
+              for name in dict.fromkeys(cfg.also_fool or []) if name != driver]
     guard = None
     if cfg.ending_guard:  # the driver's own scores when the guard is the driver (driver: best)
         guard = (gold, pools) if cfg.ending_guard == driver else \
@@ -223,7 +235,8 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     if cfg.max_reuse:
         reuse = (Reuse.of(bank, assignment, active, cfg.max_reuse),
                  [np.arange(a + 1, b) for a, b in zip(starts, ends)])
-    new, swaps = swap(assignment, gold, pools, test, swap_count(cfg, accuracy[driver]),
+    new, swaps = swap(assignment, np.zeros(len(test)), margins([(gold, pools), *fooled]), test,
+                      swap_count(cfg, accuracy[driver]),
                       cfg.swap_choice, rng, reuse, guard)
     changed = float((new[active] != assignment[active]).any(1).mean())
     timings["bookkeeping_s"] = time.perf_counter() - t

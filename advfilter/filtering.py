@@ -156,7 +156,7 @@ def _cheap_probe(cfg: Config, run: RunStore, r: int) -> dict[str, float]:
     from advfilter.core.layout import items
     from advfilter.probe import record_probe, run_probes
 
-    results = run_probes(list(items(run, r)), cfg.probe, ["tfidf"], r)
+    results = run_probes(list(items(run, r, sources=True)), cfg.probe, ["tfidf"], r)
     for result in results:
         record_probe(run, result)
     return {p.probe: p.acc for p in results}

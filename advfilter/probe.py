@@ -43,6 +43,7 @@ class ProbeResult:
     chance: float
     seconds: float
     round: int | None = None
+    by_source: dict[str, dict[str, float | None]] | None = None  # see ``by_source``
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +76,33 @@ def accuracy(picks: np.ndarray, test: Sequence[Item]) -> tuple[float, float]:
     correct = picks == np.array([int(it["label"]) for it in test])
     p = float(correct.mean())
     return p, math.sqrt(p * (1 - p) / len(correct))
+
+
+def by_source(picks: np.ndarray, test: Sequence[Item]) -> dict[str, dict[str, float | None]] | None:
+    """What each writer of negatives contributes to a probe's accuracy, from the items'
+    ``ending_sources`` (None where an item lacks them or one writer wrote every negative). Per source: ``share`` of the negatives;
+    ``picked``: its share of the probe's wrong picks over its share of the negatives (1: picked
+    as often as its share; well below 1: the probe sees through that source's endings);
+    ``items`` whose negatives are mostly that source's, and the probe's ``acc`` on them."""
+    if not test or not all("ending_sources" in it for it in test):
+        return None
+    labels = [int(it["label"]) for it in test]
+    negatives = [[s for j, s in enumerate(it["ending_sources"]) if j != y] for it, y in zip(test, labels)]
+    wrong = [it["ending_sources"][p] for p, it, y in zip(picks, test, labels) if p != y]
+    names, counts = np.unique([s for n in negatives for s in n], return_counts=True)
+    if len(names) < 2:
+        return None
+    total = counts.sum()
+    out = {}
+    for name, count in zip(names, counts):
+        share = count / total
+        mostly = [i for i, n in enumerate(negatives) if n.count(name) * 2 > len(n)]
+        out[str(name)] = {
+            "share": round(float(share), 3),
+            "picked": round(float(wrong.count(name) / len(wrong) / share), 3) if wrong else 0.0,
+            "items": len(mostly),
+            "acc": round(float(np.mean([picks[i] == labels[i] for i in mostly])), 3) if mostly else None}
+    return out
 
 
 Probe = Callable[[list[Item], list[Item], ProbeConfig], dict[str, np.ndarray]]
@@ -146,7 +174,8 @@ def run_probes(items: Sequence[Item], cfg: ProbeConfig, names: Sequence[str],
         for probe, pick in picks.items():
             acc, err = accuracy(pick, test[:len(pick)])
             results.append(ProbeResult(probe, round(acc, 4), round(err, 4), len(train), len(pick),
-                                       round(chance, 4), round(seconds, 2), round_n))
+                                       round(chance, 4), round(seconds, 2), round_n,
+                                       by_source(pick, test[:len(pick)])))
             on_result(results[-1])
     return results
 
@@ -171,7 +200,7 @@ def probe_run(cfg: Config, run: RunStore, on_result: Callable[[ProbeResult], Non
 
     results = []
     for r in parse_rounds(cfg.probe.rounds, last_round(run)):
-        results += run_probes(list(items(run, r)), cfg.probe, cfg.probe.probes, r, done)
+        results += run_probes(list(items(run, r, sources=True)), cfg.probe, cfg.probe.probes, r, done)
     return results
 
 

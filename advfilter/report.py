@@ -36,10 +36,24 @@ def table(run: RunStore) -> str:
     if probes:
         lines.append("")
         lines.append("probes (outside the loop; trained on half the videos, tested on the other half):")
-        lines += [f"round {p['round']:3d}  {p['probe']:14} {p['acc']:.3f} ± {p['stderr']:.3f}  "
-                  f"(chance {p['chance']:.2f}, test {p['n_test']})" for p in probes]
+        ends = {0, max(p["round"] for p in probes)}  # the per-source lines of the first and last
+        for p in probes:
+            lines.append(f"round {p['round']:3d}  {p['probe']:14} {p['acc']:.3f} ± {p['stderr']:.3f}  "
+                         f"(chance {p['chance']:.2f}, test {p['n_test']})")
+            lines += source_lines(p.get("by_source")) if p["round"] in ends else []
     lines += humans(run, metrics)
     return "\n".join(lines)
+
+
+def source_lines(by_source: dict[str, dict] | None) -> list[str]:
+    """Lines under a probe's result: its wrong picks per source against the source's share of
+    the negatives, and its accuracy on items whose negatives are mostly that source's."""
+    if not by_source:
+        return []
+    picked = ", ".join(f"{s} {v['picked']:.2f}x" for s, v in by_source.items())
+    mostly = ", ".join(f"{s} {v['acc']:.3f} ({v['items']})" for s, v in by_source.items() if v["items"])
+    return [f"{'':11}wrong picks / share of negatives: {picked}",
+            f"{'':11}accuracy where most negatives are one source's: {mostly}"]
 
 
 def humans(run: RunStore, metrics: list[dict]) -> list[str]:

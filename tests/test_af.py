@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advfilter.af import initial_assignment, swap
+from advfilter.af import initial_assignment, margins, swap
 from advfilter.cli import main
 from advfilter.core.config import load_config
 from advfilter.core.errors import ConfigError, RunError
@@ -215,6 +215,25 @@ def test_an_ending_guard_swaps_less_and_must_be_a_chosen_discriminator(generated
     assert filter_settings(load_config(None, {**settings, **guard}).filter)["ending_guard"] == "bow"
     with pytest.raises(ConfigError, match="ending_guard 'mlp' is not one of the discriminators"):
         load_config(None, {"filter.ending_guard": "mlp"})
+
+
+def test_candidates_must_fool_every_model_and_a_negative_one_model_sees_through_is_easy():
+    driver = (np.array([0.5]), [np.array([0.9, 0.1, 0.7, 0.6])])
+    also = (np.array([0.5]), [np.array([0.2, 0.8, 0.9, 0.1])])
+    joint = margins([driver, also])[0]
+    np.testing.assert_allclose(joint, [-0.3, -0.4, 0.2, -0.4])
+    # negatives 0 and 3: the driver is fooled by both, the other model by neither
+    new, n = swap(np.array([[0, 3]]), np.zeros(1), [joint], np.array([0]), 2, "random",
+                  np.random.default_rng(0))
+    assert n == 1 and 2 in new[0]  # only candidate 2 fools both
+
+
+def test_also_fool_names_models_that_are_trained(generated_run, copy_run):
+    run = copy_run(generated_run)
+    run_filter(run, **{"filter.rounds": 1, "filter.discriminators": ["bow", "cnn"], "filter.also_fool": ["bow"]})
+    assert read_metrics(run)[0]["swaps"] > 0
+    with pytest.raises(ConfigError, match=r"also_fool \['bert'\] is not among the trained models"):
+        load_config(None, {"filter.also_fool": ["bert"]})
 
 
 def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_line(generated_run, copy_run):

@@ -10,7 +10,7 @@ from advfilter.cli import main
 from advfilter.core.config import ProbeConfig, load_config
 from advfilter.core.layout import read_probes
 from advfilter.filtering import adversarial_filter
-from advfilter.probe import halves, parse_rounds, run_probes
+from advfilter.probe import by_source, halves, parse_rounds, run_probes
 from conftest import FAST_RUN
 
 ACTS = ["chops the onion on the board.", "pours water into the pot.", "stirs the soup slowly.",
@@ -58,6 +58,18 @@ def test_the_encoder_probe_learns_what_tells_the_gold_apart():
     cfg = ProbeConfig(encoder={"epochs": 3, "lr": 1e-4, "max_train": 40, "max_test": 40, "max_length": 32})
     [result] = run_probes(toy_items(80, True), cfg, ["encoder"])
     assert result.probe == "encoder" and result.acc > 0.8 and result.n_test <= 40
+
+
+def test_by_source_says_whose_negatives_a_probe_is_fooled_by():
+    lstm_heavy, retrieval_heavy = ["gold", "lstm", "lstm", "retrieval"], ["gold", "retrieval", "retrieval", "lstm"]
+    test = [{"endings": ["g", "a", "b", "c"], "label": 0, "ending_sources": s}
+            for s in (lstm_heavy, lstm_heavy, retrieval_heavy, retrieval_heavy)]
+    picks = np.array([3, 0, 1, 0])  # both wrong picks are retrieved endings
+    got = by_source(picks, test)
+    assert got == {"lstm": {"share": 0.5, "picked": 0.0, "items": 2, "acc": 0.5},
+                   "retrieval": {"share": 0.5, "picked": 2.0, "items": 2, "acc": 0.5}}
+    one_writer = [{**it, "ending_sources": ["gold", "lstm", "lstm", "lstm"]} for it in test]
+    assert by_source(picks, one_writer) is None and by_source(picks, toy_items(4, False)) is None
 
 
 def test_rounds_are_parsed_against_the_last_finished_one():

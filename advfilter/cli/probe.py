@@ -31,6 +31,7 @@ def probe(run_dir: Path | None, items_file: Path | None, rounds: str | None, nam
     and tested on the other half (chance: 1 / endings). Low is hard; below chance is an
     artifact of filtering, not success."""
     from advfilter.probe import probe_items, probe_run
+    from advfilter.report import source_lines
 
     if run_dir is not None and items_file is not None:
         raise ConfigError("give one of --run RUN_DIR and --items FILE, not both")
@@ -41,6 +42,8 @@ def probe(run_dir: Path | None, items_file: Path | None, rounds: str | None, nam
         where = f"round {r.round:2d}" if r.round is not None else "items"
         click.echo(f"{where}: {r.probe:14} acc={r.acc:.3f} ± {r.stderr:.3f} (chance {r.chance:.2f}; "
                    f"train {r.n_train}, test {r.n_test}; {r.seconds:.1f} s)")
+        for extra in source_lines(r.by_source):
+            click.echo(extra)
 
     if items_file is None:
         run = RunStore(resolve_run(run_dir))

@@ -219,6 +219,10 @@ class FilterConfig(_Strict):
         "a chosen discriminator that reads the ending alone (bow): adversarial candidates must "
         "score no higher than the gold on it, so negatives fool the driver without being more "
         "typical than the gold; None = off"))
+    also_fool: list[str] | None = Field(None, description=(
+        "discriminators (or ensemble) besides the driver that every swapped-in candidate must "
+        "also fool (score above the gold); a negative any of them scores below the gold is "
+        "easy; None = the driver alone"))
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"
     min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
     stop: StopConfig = StopConfig()
@@ -239,6 +243,10 @@ class FilterConfig(_Strict):
         if self.ending_guard is not None and self.ending_guard not in self.discriminators:
             raise ValueError(f"ending_guard {self.ending_guard!r} is not one of the discriminators "
                              f"{self.discriminators}")
+        known = [*self.discriminators, "ensemble"] if len(self.discriminators) > 1 else self.discriminators
+        unknown = [n for n in self.also_fool or [] if n not in known]
+        if unknown:
+            raise ValueError(f"also_fool {unknown} is not among the trained models {known}")
         return self
 
 

@@ -197,20 +197,23 @@ SPLITS = ("train", "validation", "test")
 
 
 def items(run: RunStore, round_n: int | None = None, split: str | None = None,
-          revisions: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+          revisions: dict[str, Any] | None = None, sources: bool = False) -> Iterator[dict[str, Any]]:
     """HellaSwag-style items of round ``round_n`` (default: the last), gold at a seeded position,
     each with its ``split`` (``split_of`` its fold); only ``split``'s items when one is named.
     ``revisions`` (context id → an object with ``negatives`` and ``revision``) replaces the
     round's negatives of those items (human verification's revisions); items carry their
-    ``revision`` (0: the round's own).
+    ``revision`` (0: the round's own). With ``sources``, items also carry ``ending_sources``:
+    who wrote each ending (``gold``, or the generator of the candidates' ``generator`` column),
+    where the run's candidates have that column.
 
     Contexts whose pool was too small to assign negatives are left out.
     """
     round_n = last_round(run) if round_n is None else round_n
     if not run.path(round_file(round_n)).exists():
         raise RunError(f"{run.root}: round {round_n} has no {round_file(round_n)}; run filter first")
-    rows = read_rows(run)
+    rows = read_rows(run, ["generator"] if sources else [])
     texts = rows.endings
+    writers = rows.table["generator"].to_numpy() if "generator" in rows.table else None
     row_of = {cid: i for i, cid in enumerate(rows.context_ids)}
     contexts = read_contexts(run).set_index("id")
     seed = run.manifest.get("seed", 0)
@@ -230,11 +233,15 @@ def items(run: RunStore, round_n: int | None = None, split: str | None = None,
         endings = [texts[start + 1 + j] for j in negatives]
         label = derive_seed(seed, "export", cid) % (len(endings) + 1)
         endings.insert(label, texts[start])
+        extra = {}
+        if writers is not None:
+            extra["ending_sources"] = [str(writers[start + 1 + j]) for j in negatives]
+            extra["ending_sources"].insert(label, "gold")
         yield {"ind": ind, "activity_label": row["activity_label"], "ctx_a": row["ctx_a"],
                "ctx_b": row["ctx_b"], "ctx": f"{row['ctx_a']} {row['ctx_b']}".strip(),
                "endings": endings, "label": label,
                "source_id": f"{row['source']}~{row['video_id']}", "split": item_split,
                "split_type": "indomain", "context_id": cid, "round": round_n,
                "revision": revised.revision if revised is not None else 0,
-               "video_id": row["video_id"], "fold": int(row["fold"])}
+               "video_id": row["video_id"], "fold": int(row["fold"]), **extra}
         ind += 1
