@@ -161,21 +161,29 @@ def run_probes(items: Sequence[Item], cfg: ProbeConfig, names: Sequence[str],
                round_n: int | None = None,
                on_result: Callable[[ProbeResult], None] = lambda _: None) -> list[ProbeResult]:
     """Every named probe (``tfidf``, ``encoder``) trained on one half of ``items``' videos and
-    tested on the other; ``on_result`` is called with each result as soon as it exists."""
+    tested on the other (with ``cfg.both_ways`` also the other way round, the accuracy over
+    both test halves); ``on_result`` is called with each result as soon as it exists."""
     train, test = halves(items, cfg.seed)
     if not train or not test:
         raise InputError("items", None, f"{len(items)} items from too few videos to split in halves")
-    chance = float(np.mean([1 / len(it["endings"]) for it in test]))
+    ways = [(train, test), (test, train)] if cfg.both_ways else [(train, test)]
     results = []
     for name in names:
         start = time.perf_counter()
-        picks = probes.get(name)(train, test, cfg)
+        picks: dict[str, list[np.ndarray]] = {}
+        tested: dict[str, list[Item]] = {}
+        for fit_on, test_on in ways:
+            for probe, pick in probes.get(name)(fit_on, test_on, cfg).items():
+                picks.setdefault(probe, []).append(pick)
+                tested.setdefault(probe, []).extend(test_on[:len(pick)])
         seconds = (time.perf_counter() - start) / len(picks)
-        for probe, pick in picks.items():
-            acc, err = accuracy(pick, test[:len(pick)])
-            results.append(ProbeResult(probe, round(acc, 4), round(err, 4), len(train), len(pick),
-                                       round(chance, 4), round(seconds, 2), round_n,
-                                       by_source(pick, test[:len(pick)])))
+        for probe, parts in picks.items():
+            pick, seen = np.concatenate(parts), tested[probe]
+            acc, err = accuracy(pick, seen)
+            chance = float(np.mean([1 / len(it["endings"]) for it in seen]))
+            results.append(ProbeResult(probe, round(acc, 4), round(err, 4), sum(len(f) for f, _ in ways),
+                                       len(pick), round(chance, 4), round(seconds, 2), round_n,
+                                       by_source(pick, seen)))
             on_result(results[-1])
     return results
 

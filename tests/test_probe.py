@@ -54,6 +54,13 @@ def test_tfidf_probes_find_a_lexical_cue_and_not_a_missing_one():
     assert 0 < blind["tfidf_ending"].stderr < 0.05
 
 
+def test_both_ways_tests_every_item_once():
+    items = toy_items(200, False)
+    [one_way] = [r for r in run_probes(items, ProbeConfig(), ["tfidf"]) if r.probe == "tfidf_ending"]
+    [both] = [r for r in run_probes(items, ProbeConfig(both_ways=True), ["tfidf"]) if r.probe == "tfidf_ending"]
+    assert one_way.n_test < 200 and both.n_test == 200 and both.stderr < one_way.stderr
+
+
 def test_the_encoder_probe_learns_what_tells_the_gold_apart():
     cfg = ProbeConfig(encoder={"epochs": 3, "lr": 1e-4, "max_train": 40, "max_test": 40, "max_length": 32})
     [result] = run_probes(toy_items(80, True), cfg, ["encoder"])

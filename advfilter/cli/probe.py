@@ -21,11 +21,15 @@ from advfilter.core.store import RunStore
 @click.option("--probes", "names", metavar="A,B", help="tfidf, encoder (config: probe.probes; both).")
 @click.option("--encoder", metavar="NAME_OR_PATH",
               help="Encoder of the encoder probe (config: probe.encoder.model; all-MiniLM-L6-v2).")
+@click.option("--both-ways", is_flag=True, default=None,
+              help="Also train on the test half and test on the train half: every item tested, "
+                   "half the variance, twice the time (config: probe.both_ways).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config (a run's own by default; the probe section is read).")
 @SET
 def probe(run_dir: Path | None, items_file: Path | None, rounds: str | None, names: str | None,
-          encoder: str | None, config_file: Path | None, overrides: tuple[str, ...]) -> None:
+          encoder: str | None, both_ways: bool | None, config_file: Path | None,
+          overrides: tuple[str, ...]) -> None:
     """Held-out accuracy of a TF-IDF + logistic-regression probe (ending only, and with the
     context) and of a fine-tuned pretrained cross-encoder, each trained on half the videos
     and tested on the other half (chance: 1 / endings). Low is hard; below chance is an
@@ -35,7 +39,7 @@ def probe(run_dir: Path | None, items_file: Path | None, rounds: str | None, nam
 
     if run_dir is not None and items_file is not None:
         raise ConfigError("give one of --run RUN_DIR and --items FILE, not both")
-    dotted = overrides_of(overrides, probe__rounds=rounds, probe__encoder__model=encoder,
+    dotted = overrides_of(overrides, probe__rounds=rounds, probe__encoder__model=encoder, probe__both_ways=both_ways,
                           probe__probes=[n.strip() for n in names.split(",")] if names else None)
 
     def line(r) -> None:

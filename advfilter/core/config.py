@@ -197,6 +197,9 @@ class ProbeConfig(_Strict):
     seed: int = 0
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     tfidf_c: float = Field(4.0, gt=0, description="inverse regularisation of the logistic regression")
+    both_ways: bool = Field(False, description=(
+        "also train on the test half and test on the train half: accuracy over every item "
+        "(half the variance, twice the time)"))
     encoder: EncoderProbeConfig = EncoderProbeConfig()
 
 
