@@ -139,6 +139,9 @@ def test_export_places_the_gold_at_a_seeded_position_among_the_assigned_endings(
     assert all(r["endings"][r["label"]] == contexts.loc[r["context_id"], "ending"] for r in records)
     assert len({r["label"] for r in records}) > 1 and all(len(r["endings"]) == 4 for r in records)
     assert [r["label"] for r in items(run, 1)] == [r["label"] for r in records]
+    assert "ending_sources" not in first  # exports carry no writers; the probes ask for them
+    writers = [r["ending_sources"] for r in items(run, 1, sources=True)]
+    assert all(w[r["label"]] == "gold" and w.count("random") == 3 for w, r in zip(writers, records))
 
 
 def test_filter_export_and_report_commands(generated_run, copy_run, runner, tmp_path):
