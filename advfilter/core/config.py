@@ -64,7 +64,9 @@ class SourcesConfig(_Strict):
 class SamplingConfig(_Strict):
     """How endings are sampled from a generator."""
 
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(0.7, gt=0, description=(
+        "below 1 sharpens the LM: on real captions 0.7 gave fluent LSTM endings and no "
+        "ending-only overshoot after filtering"))
     top_k: int = Field(0, ge=0, description="0 = off")
     top_p: float = Field(1.0, gt=0, le=1)
     num_beams: int = Field(1, ge=1, description="hf only: >1 returns the n best beams")
