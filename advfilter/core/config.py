@@ -211,7 +211,7 @@ class FilterConfig(_Strict):
     rounds: int = Field(20, ge=1)
     discriminators: list[str] = ["bow", "cnn", "bilstm", "aflite"]
     negatives: int = Field(3, ge=1, description="negatives per item: 3 gives 4-way items")
-    max_swaps: int = Field(2, ge=1, description="easy negatives replaced per test context and round")
+    max_swaps: int = Field(3, ge=1, description="easy negatives replaced per test context and round")
     max_reuse: int = Field(2, ge=0, description=(
         "swaps draw an ending only while it is the negative of fewer items than this times the "
         "items it is the gold of (at least one): retrieved endings are golds; 0 = no limit"))
