@@ -80,10 +80,11 @@ def accuracy(picks: np.ndarray, test: Sequence[Item]) -> tuple[float, float]:
 
 def by_source(picks: np.ndarray, test: Sequence[Item]) -> dict[str, dict[str, float | None]] | None:
     """What each writer of negatives contributes to a probe's accuracy, from the items'
-    ``ending_sources`` (None where an item lacks them or one writer wrote every negative). Per source: ``share`` of the negatives;
-    ``picked``: its share of the probe's wrong picks over its share of the negatives (1: picked
-    as often as its share; well below 1: the probe sees through that source's endings);
-    ``items`` whose negatives are mostly that source's, and the probe's ``acc`` on them."""
+    ``ending_sources`` (None where an item lacks them or one writer wrote every negative).
+    Per source: ``share`` of the negatives; ``picked``: its share of the probe's wrong picks
+    over its share of the negatives (1: picked as often as its share; well below 1: the probe
+    sees through that source's endings); ``items`` whose negatives are mostly that source's,
+    and the probe's ``acc`` on them."""
     if not test or not all("ending_sources" in it for it in test):
         return None
     labels = [int(it["label"]) for it in test]

@@ -39,7 +39,8 @@ def probe(run_dir: Path | None, items_file: Path | None, rounds: str | None, nam
 
     if run_dir is not None and items_file is not None:
         raise ConfigError("give one of --run RUN_DIR and --items FILE, not both")
-    dotted = overrides_of(overrides, probe__rounds=rounds, probe__encoder__model=encoder, probe__both_ways=both_ways,
+    dotted = overrides_of(overrides, probe__rounds=rounds, probe__encoder__model=encoder,
+                          probe__both_ways=both_ways,
                           probe__probes=[n.strip() for n in names.split(",")] if names else None)
 
     def line(r) -> None:

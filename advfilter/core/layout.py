@@ -196,6 +196,14 @@ def split_of(fold: int, folds: int, video_id: str, seed: int) -> str:
 SPLITS = ("train", "validation", "test")
 
 
+def _options(column: Sequence[Any], start: int, negatives: Sequence[int], label: int) -> list[Any]:
+    """A context's values of ``column`` (its rows from ``start``, the gold first): those of the
+    assigned ``negatives``, with the gold's inserted at ``label``."""
+    values = [column[start + 1 + j] for j in negatives]
+    values.insert(label, column[start])
+    return values
+
+
 def items(run: RunStore, round_n: int | None = None, split: str | None = None,
           revisions: dict[str, Any] | None = None, sources: bool = False) -> Iterator[dict[str, Any]]:
     """HellaSwag-style items of round ``round_n`` (default: the last), gold at a seeded position,
@@ -203,8 +211,8 @@ def items(run: RunStore, round_n: int | None = None, split: str | None = None,
     ``revisions`` (context id → an object with ``negatives`` and ``revision``) replaces the
     round's negatives of those items (human verification's revisions); items carry their
     ``revision`` (0: the round's own). With ``sources``, items also carry ``ending_sources``:
-    who wrote each ending (``gold``, or the generator of the candidates' ``generator`` column),
-    where the run's candidates have that column.
+    the candidates' ``generator`` column (``gold`` for the gold), where the run's candidates
+    have that column.
 
     Contexts whose pool was too small to assign negatives are left out.
     """
@@ -230,13 +238,10 @@ def items(run: RunStore, round_n: int | None = None, split: str | None = None,
         start = rows.offsets[row_of[cid]]
         revised = (revisions or {}).get(cid)
         negatives = revised.negatives if revised is not None else negatives
-        endings = [texts[start + 1 + j] for j in negatives]
-        label = derive_seed(seed, "export", cid) % (len(endings) + 1)
-        endings.insert(label, texts[start])
-        extra = {}
-        if writers is not None:
-            extra["ending_sources"] = [str(writers[start + 1 + j]) for j in negatives]
-            extra["ending_sources"].insert(label, "gold")
+        label = derive_seed(seed, "export", cid) % (len(negatives) + 1)
+        endings = _options(texts, start, negatives, label)
+        extra = {} if writers is None else \
+            {"ending_sources": [str(w) for w in _options(writers, start, negatives, label)]}
         yield {"ind": ind, "activity_label": row["activity_label"], "ctx_a": row["ctx_a"],
                "ctx_b": row["ctx_b"], "ctx": f"{row['ctx_a']} {row['ctx_b']}".strip(),
                "endings": endings, "label": label,
