@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from advfilter.core.config import AnnotateConfig
+from advfilter.core.settings import AnnotateConfig
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
     ANNOTATION_STATE, ANNOTATIONS_FILE, ANNOTATORS_FILE, DECISIONS_FILE, items, last_round,

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advfilter.af import initial_assignment, run_round
-from advfilter.core.config import FilterConfig
+from advfilter.pipeline.algorithm1 import initial_assignment, run_round
+from advfilter.core.settings import FilterConfig
 from advfilter.core.layout import LM_COLUMNS, Rows, read_rows, write_metrics, write_round
 from advfilter.core.store import RunStore
 from discriminators import Bank, configured

@@ -12,8 +12,8 @@ import platform
 import time
 
 from advfilter.core.config import Config
-from advfilter.contexts import contexts_from_records
-from advfilter.demo import make_corpus
+from advfilter.pipeline.contexts import contexts_from_records
+from advfilter.sources.demo import make_corpus
 from advfilter.core.nlp import load_pipeline
 from advfilter.sources import Story
 

@@ -1,7 +1,7 @@
 """Items per second of ``advfilter evaluate``'s scorer vs a naive loop, on a tiny Phi model.
 
 Run by hand: ``python benchmarks/bench_eval.py [--items 2000]``. Both score the same exported
-items with the same tiny random ``PhiConfig`` model (built offline by ``advfilter.tiny``); the
+items with the same tiny random ``PhiConfig`` model (built offline by ``advfilter.lm.tiny``); the
 naive loop runs one forward pass per (context, ending) pair. The last line is one JSON object
 with ``fast_ips`` and ``naive_ips``.
 """
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from advfilter.core.models import load_causal_lm
-from advfilter.evaluate import Scorer, batches, to_doc
-from advfilter.tiny import build_tiny_phi
+from advfilter.lm.evaluate import Scorer, batches, to_doc
+from advfilter.lm.tiny import build_tiny_phi
 
 ENDINGS = ["picks up the rope and starts to jump.", "walks over to the table.",
            "throws the ball across the field to a friend.", "sits down."]

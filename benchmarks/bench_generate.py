@@ -22,9 +22,9 @@ import ray
 import torch
 
 from advfilter.core.config import load_config
-from advfilter.contexts import contexts_from_records
-from advfilter.demo import make_corpus
-from advfilter.generate import _fill_shards, fold_data, plan_shards
+from advfilter.pipeline.contexts import contexts_from_records
+from advfilter.sources.demo import make_corpus
+from advfilter.pipeline.generate import _fill_shards, fold_data, plan_shards
 from advfilter.core.nlp import load_pipeline
 from advfilter.sources import Story
 from generators import resolve

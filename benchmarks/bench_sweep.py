@@ -2,7 +2,7 @@
 
 Run by hand: ``python benchmarks/bench_sweep.py [--steps 40] [--hidden 256]``. Both sweeps run
 the same grid of 4 LoRA trials (ASHA off, so every trial runs all its steps) on a tiny random
-Phi model built offline by ``advfilter.tiny``, each through the CLI with a fresh local Ray
+Phi model built offline by ``advfilter.lm.tiny``, each through the CLI with a fresh local Ray
 runtime. With one trial at a time a trial gets every CPU; with two, half each. The last line
 is one JSON object with ``one_at_a_time_s``, ``two_at_a_time_s`` and their ratio.
 """
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from advfilter.tiny import build_tiny_phi
+from advfilter.lm.tiny import build_tiny_phi
 
 ITEM = {"activity_label": "Cooking", "ctx_b": "the cook",
         "endings": ["stirs the soup in the pot.", "flies over the moon.", "sings to a rock.",

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from advfilter.core.config import EnsembleConfig
+from advfilter.core.settings import EnsembleConfig
 from discriminators.bank import Bank, Batch
 from discriminators.base import Discriminator
 from discriminators.inputs import Input

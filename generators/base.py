@@ -2,18 +2,24 @@
 
 A generator is fitted on the contexts of the other folds (``fit``), saved to and loaded from
 a folder in the run directory, then asked to ``sample`` endings for contexts of its own fold
-and to ``score`` endings (log-probabilities, the LM features of the MLP discriminator).
+and to ``score`` endings (log-probabilities, the LM features of the MLP discriminator). Each
+one declares its own settings (``Config``, a pydantic model), read from the config section
+named after it (``generate.lstm``, ``generate.retrieval``, ...); adding one is a module with a
+``@generators.register`` line, and its test.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
+from advfilter.core.errors import ConfigError
 from advfilter.core.registry import Registry
+from advfilter.core.settings import GenerateConfig, Strict
 
 
 @dataclass(frozen=True)
@@ -29,12 +35,23 @@ class Context:
     ctx_a_ending: str = ""
 
 
-class Generator(ABC):
-    """A language model that writes and scores endings. ``cfg`` is the whole GenerateConfig."""
+class NoSettings(Strict):
+    """The section of a generator that has no settings of its own."""
 
-    def __init__(self, cfg: Any, name_or_path: str = "") -> None:
+
+class Generator(ABC):
+    """A language model that writes and scores endings.
+
+    ``cfg`` holds the settings all generators share (``generate``: sampling, mixture shares);
+    ``settings`` this generator's own section (``generate.<name>``, validated by ``Config``).
+    """
+
+    Config: ClassVar[type[BaseModel]] = NoSettings
+
+    def __init__(self, cfg: GenerateConfig, name_or_path: str = "") -> None:
         self.cfg = cfg
         self.name_or_path = name_or_path
+        self.settings: Any = own_settings(type(self), cfg)
 
     @abstractmethod
     def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
@@ -46,7 +63,7 @@ class Generator(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, directory: Path, cfg: Any, name_or_path: str = "") -> "Generator":
+    def load(cls, directory: Path, cfg: GenerateConfig, name_or_path: str = "") -> "Generator":
         """The generator saved in ``directory``."""
 
     @abstractmethod
@@ -88,3 +105,40 @@ def resolve(name: str) -> tuple[type[Generator], str]:
         return generators.get("hf"), "microsoft/phi-2"
     kind, _, model = name.partition(":")
     return generators.get(kind), model
+
+
+def own_settings(cls: type[Generator], cfg: GenerateConfig) -> BaseModel:
+    """``cls``'s section of ``cfg`` (``generate.<name>``) validated by ``cls.Config``; a bad key
+    or value is a ConfigError naming it."""
+    name = generators.name_of(cls)
+    try:
+        return cls.Config.model_validate(cfg.section(name))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"generate.{name}.{key}: {first['msg']}") from None
+
+
+def parts(spec: str) -> list[str]:
+    """Registry names of the generators a spec runs (``lstm,retrieval`` → lstm, retrieval;
+    ``phi2`` → hf)."""
+    names = [generators.name_of(resolve(part.strip())[0]) for part in spec.split(",")]
+    return list(dict.fromkeys(names))
+
+
+def check_sections(cfg: GenerateConfig) -> None:
+    """Every generator section given in ``cfg`` names a generator and validates, chosen or not."""
+    for name in (cfg.model_extra or {}):
+        if name not in generators.names():
+            raise ConfigError(f"generate.{name}: neither a generate setting nor a generator's section "
+                              f"(generators: {', '.join(generators.names())})")
+        own_settings(generators.get(name), cfg)
+
+
+def generator_settings(cfg: GenerateConfig) -> dict[str, Any]:
+    """What candidates depend on: the shared generate settings (without the speed and retry
+    knobs) and the resolved sections of the generators the spec runs (defaults filled in)."""
+    check_sections(cfg)
+    sections = {name: own_settings(generators.get(name), cfg).model_dump() for name in parts(cfg.generator)}
+    shared = cfg.model_dump(exclude={"workers", "max_retries", *(cfg.model_extra or {})})
+    return {**shared, **{name: s for name, s in sections.items() if s}}

@@ -11,13 +11,15 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from advfilter.core.models import load_causal_lm
 from advfilter.core.lm import continuation_logprobs
+from advfilter.core.models import load_causal_lm
+from advfilter.core.settings import LoraSettings, Strict
 from generators.base import Context, Generator, generators
 
 log = logging.getLogger(__name__)
@@ -29,9 +31,26 @@ def prompt_of(context: Context) -> str:
     return f"{context.ctx_a} {context.ctx_b}"
 
 
+class HFConfig(Strict):
+    """Any Hugging Face causal LM (``hf:NAME_OR_PATH``, ``phi2``)."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    batch_size: int = Field(8, ge=1, description="contexts per generate() call")
+    trust_remote_code: bool = False
+    finetune: bool = Field(False, description="LoRA-tune per fold on the other folds' text")
+    lora: LoraSettings = LoraSettings()
+    finetune_epochs: int = Field(1, ge=1)
+    finetune_lr: float = Field(2e-4, gt=0)
+    finetune_batch_size: int = Field(8, ge=1)
+    max_length: int = Field(128, ge=8, description="tokens per fine-tuning sequence")
+
+
 @generators.register("hf")
 class HFGenerator(Generator):
     """A transformers ``AutoModelForCausalLM``, optionally with a per-fold LoRA adapter."""
+
+    Config = HFConfig
 
     def __init__(self, cfg: Any, name_or_path: str = "") -> None:
         super().__init__(cfg, name_or_path or "microsoft/phi-2")
@@ -41,7 +60,7 @@ class HFGenerator(Generator):
 
     def _load(self, adapter: Path | None = None, seed: int | None = None) -> None:
         """The model (with a saved ``adapter``, or a fresh LoRA one when fine-tuning)."""
-        h = self.cfg.hf
+        h = self.settings
         self.model, self.tok = load_causal_lm(
             self.name_or_path, adapter=adapter, dtype=h.dtype, device=h.device,
             trust_remote_code=h.trust_remote_code, lora=h.lora if adapter is None and h.finetune else None,
@@ -51,10 +70,10 @@ class HFGenerator(Generator):
     # --- fitting (optional LoRA) --------------------------------------------------------
     def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
         """Without ``hf.finetune``: nothing to fit. With it: LoRA on the other folds' text."""
-        self.finetuned = self.cfg.hf.finetune
+        self.finetuned = self.settings.finetune
         if not self.finetuned:
             return {"finetuned": False}
-        h = self.cfg.hf
+        h = self.settings
         self._load(seed=seed)
         texts = [f"{prompt_of(c)} {c.ending}" for c in train]
         opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=h.finetune_lr)
@@ -79,7 +98,7 @@ class HFGenerator(Generator):
     def _lm_loss(self, texts: list[str]) -> torch.Tensor:
         self.tok.padding_side = "right"
         enc = self.tok(texts, return_tensors="pt", padding=True, truncation=True,
-                       max_length=self.cfg.hf.max_length).to(self.model.device)
+                       max_length=self.settings.max_length).to(self.model.device)
         labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
         return self.model(**enc, labels=labels).loss
 
@@ -113,8 +132,8 @@ class HFGenerator(Generator):
         torch.manual_seed(seed)
         self.tok.padding_side = "left"  # generation appends on the right
         beams = max(s.num_beams, n) if s.num_beams > 1 else 1
-        for i in range(0, len(contexts), self.cfg.hf.batch_size):
-            batch = contexts[i:i + self.cfg.hf.batch_size]
+        for i in range(0, len(contexts), self.settings.batch_size):
+            batch = contexts[i:i + self.settings.batch_size]
             enc = self.tok([prompt_of(c) for c in batch], return_tensors="pt", padding=True).to(self.model.device)
             generated = self.model.generate(
                 **enc, do_sample=beams == 1, num_beams=beams, num_return_sequences=n,
@@ -137,7 +156,7 @@ class HFGenerator(Generator):
                 rows.append((prefix, self.tok.encode(" " + ending, add_special_tokens=False)))
         flat = np.zeros((len(rows), 2))
         flat[:, 1] = [len(ending) for _, ending in rows]
-        step = self.cfg.hf.batch_size * 4
+        step = self.settings.batch_size * 4
         for i in range(0, len(rows), step):
             chunk = rows[i:i + step]
             flat[i:i + len(chunk), 0] = continuation_logprobs(self.model, chunk, self.tok.pad_token_id).cpu().numpy()

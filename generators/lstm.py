@@ -17,13 +17,15 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
+from advfilter.core.progress import progress
+from advfilter.core.settings import Strict
+from advfilter.core.text import detokenize, word_tokenize
 from generators.base import Context, Generator, generators
 from generators.sampling import draw
-from advfilter.core.progress import progress
-from advfilter.core.text import detokenize, word_tokenize
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,30 @@ class LSTMLM(nn.Module):
         return (h, c), self.head(h[-1])
 
 
+class LSTMConfig(Strict):
+    """The word-level LSTM LM trained on the corpus itself."""
+
+    embed_dim: int = Field(128, ge=1)
+    hidden_dim: int = Field(256, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    max_epochs: int = Field(15, ge=1)
+    patience: int = Field(2, ge=1, description="epochs without held-out improvement before stopping")
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    min_count: int = Field(1, ge=1, description="rarer words become <unk> (never sampled)")
+    max_len: int = Field(96, ge=8, description="tokens per training sequence")
+    sample_batch: int = Field(32, ge=1, description="contexts sampled together")
+    keep_fluent: float = Field(0.5, gt=0, le=1, description=(
+        "fluency filter: n / keep_fluent endings are drawn per request and the n most probable "
+        "per token (the LSTM's own log-probability) are returned; 1.0 = off"))
+
+
 @generators.register("lstm")
 class LSTMGenerator(Generator):
-    """The ``lstm`` generator; ``cfg.lstm`` sizes it, ``cfg.sampling`` controls sampling."""
+    """The ``lstm`` generator; ``generate.lstm`` sizes it, ``generate.sampling`` controls sampling."""
+
+    Config = LSTMConfig
 
     def __init__(self, cfg: Any, name_or_path: str = "") -> None:
         super().__init__(cfg, name_or_path)
@@ -76,17 +99,17 @@ class LSTMGenerator(Generator):
         return [END, *self._ids(context.ctx_a), END, *self._ids(context.ctx_b)]
 
     def _sequence(self, context: Context) -> list[int]:
-        return (self._prefix(context) + self._ids(context.ending) + [END])[: self.cfg.lstm.max_len]
+        return (self._prefix(context) + self._ids(context.ending) + [END])[: self.settings.max_len]
 
     def _build_vocab(self, contexts: Sequence[Context]) -> None:
         counts = Counter(t for c in contexts for part in (c.ctx_a, c.ctx_b, c.ending)
                          for t in word_tokenize(part))
-        words = sorted(w for w, n in counts.items() if n >= self.cfg.lstm.min_count)
+        words = sorted(w for w, n in counts.items() if n >= self.settings.min_count)
         self.vocab = SPECIALS + words
         self.index = {w: i for i, w in enumerate(self.vocab)}
 
     def _new_model(self) -> LSTMLM:
-        c = self.cfg.lstm
+        c = self.settings
         return LSTMLM(len(self.vocab), c.embed_dim, c.hidden_dim, c.layers, c.dropout)
 
     # --- training -----------------------------------------------------------------------
@@ -102,14 +125,14 @@ class LSTMGenerator(Generator):
     def _perplexity(self, sequences: list[list[int]]) -> float:
         self.model.eval()
         total, tokens = 0.0, 0
-        for i in range(0, len(sequences), self.cfg.lstm.batch_size):
-            loss, n = self._loss(sequences[i:i + self.cfg.lstm.batch_size])
+        for i in range(0, len(sequences), self.settings.batch_size):
+            loss, n = self._loss(sequences[i:i + self.settings.batch_size])
             total, tokens = total + float(loss), tokens + n
         return math.exp(total / max(tokens, 1))
 
     def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
         """Train with Adam until held-out perplexity stops improving (``patience`` epochs)."""
-        c = self.cfg.lstm
+        c = self.settings
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         self._build_vocab(train)
@@ -150,7 +173,7 @@ class LSTMGenerator(Generator):
 
     # --- persistence --------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        c = self.cfg.lstm
+        c = self.settings
         dims = dict(embed_dim=c.embed_dim, hidden_dim=c.hidden_dim, layers=c.layers, dropout=c.dropout)
         (directory / "lstm.json").write_text(json.dumps({"vocab": self.vocab, "dims": dims}))
         torch.save(self.model.state_dict(), directory / "model.pt")
@@ -175,9 +198,9 @@ class LSTMGenerator(Generator):
         mean log-probability per token (unfinished ones last) are kept, in drawing order.
         """
         rng = torch.Generator().manual_seed(seed)
-        draws = math.ceil(n / self.cfg.lstm.keep_fluent)
+        draws = math.ceil(n / self.settings.keep_fluent)
         out: list[list[str]] = []
-        step = self.cfg.lstm.sample_batch
+        step = self.settings.sample_batch
         for i in range(0, len(contexts), step):
             texts, fluency = self._sample_batch(contexts[i:i + step], draws, rng)
             for j in range(0, len(texts), draws):

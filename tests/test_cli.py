@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from advfilter.cli import expand_multi_value, main
-from advfilter.demo import DEMO_CORPUS
+from advfilter.sources.demo import DEMO_CORPUS
 from conftest import anet_video
 
 VIDEO = anet_video("A woman is standing in a kitchen next to a stove.",

@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from advfilter.core.config import (Config, EvaluateConfig, FinetuneConfig, SweepConfig, load_config,
-                                   parse_override)
+from advfilter.core.config import Config, load_config, parse_override
+from advfilter.lm.config import EvaluateConfig, FinetuneConfig, SweepConfig
 from advfilter.core.errors import ConfigError
 from discriminators import check_sections, discriminators
+from generators import check_sections as check_generator_sections
+from generators import generators
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 SCHEMAS = {"default.yaml": Config, "finetune_phi2.yaml": FinetuneConfig, "evaluate.yaml": EvaluateConfig,
@@ -18,10 +20,12 @@ OVERLAYS = {"wikihow.yaml"}  # merged over the defaults: only the keys a domain 
 
 
 def load_shipped(path: Path):
-    """A shipped YAML validated whole: its schema, and each discriminator's own section."""
+    """A shipped YAML validated whole: its schema, and each generator's and discriminator's
+    own section."""
     cfg = load_config(path, schema=SCHEMAS[path.name])
     if isinstance(cfg, Config):
         check_sections(cfg.filter.discriminator)
+        check_generator_sections(cfg.generate)
     return cfg
 
 
@@ -60,13 +64,28 @@ def test_shipped_yaml_spells_out_the_built_in_defaults(path):
     if SCHEMAS[path.name] is not Config:
         assert tree == SCHEMAS[path.name]().model_dump()
         return
-    sections = tree["filter"].pop("discriminator")
+    sections = {("discriminator", name): values for name, values in tree["filter"].pop("discriminator").items()}
+    sections |= {("generator", name): tree["generate"].pop(name) for name in generators.names()
+                 if name in tree["generate"]}
     built_in = Config().model_dump()
     built_in["filter"].pop("discriminator")
     assert tree == built_in
-    for name, values in sections.items():  # each listed knob at its discriminator's default
-        defaults = discriminators.get(name).Config().model_dump()
+    for (kind, name), values in sections.items():  # each listed knob at its component's default
+        registry = discriminators if kind == "discriminator" else generators
+        defaults = registry.get(name).Config().model_dump()
         assert {k: defaults[k] for k in values} == values, name
+
+
+def test_a_misspelt_key_in_a_generator_section_is_named():
+    cfg = load_config(None, {"generate.lstm.hidden_size": 64})
+    with pytest.raises(ConfigError, match=r"generate.lstm.hidden_size: Extra inputs"):
+        check_generator_sections(cfg.generate)
+
+
+def test_a_section_for_no_generator_is_named_with_the_generators():
+    cfg = load_config(None, {"generate.lsmt.hidden_dim": 64})
+    with pytest.raises(ConfigError, match=r"generate.lsmt: neither a generate setting .*lstm"):
+        check_generator_sections(cfg.generate)
 
 
 def test_unknown_key_is_named(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from advfilter.cli import main
-from advfilter.contamination import item_text, ngrams
+from advfilter.gauges.contamination import item_text, ngrams
 from advfilter.core.layout import items
 from advfilter.core.store import RunStore
 

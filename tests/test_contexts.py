@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from advfilter.core.config import load_config
-from advfilter.contexts import COLUMNS, contexts_from_records, fold_of
+from advfilter.pipeline.contexts import COLUMNS, contexts_from_records, fold_of
 from advfilter.core.errors import InputError
 from advfilter.sources import Item, Story
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from advfilter.demo import DEMO_CORPUS, make_corpus
+from advfilter.sources.demo import DEMO_CORPUS, make_corpus
 
 
 def test_shipped_demo_corpus_is_what_the_composer_writes():

@@ -45,7 +45,7 @@ def build(name: str, bank: Bank):
     torch.manual_seed(0)
     if name == "ensemble":
         members = configured(["mlp", "bow", "cnn"], SECTIONS)
-        from advfilter.core.config import EnsembleConfig
+        from advfilter.core.settings import EnsembleConfig
 
         return Ensemble(bank, EnsembleConfig(**FAST, hidden_dim=16), [(cls, c) for _, cls, c in members])
     [(_, cls, cfg)] = configured([name], SECTIONS)

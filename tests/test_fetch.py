@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from advfilter.cli import main
-from advfilter.core.config import ActivityNetConfig
+from advfilter.core.settings import ActivityNetConfig
 from advfilter.core.fetch import FetchError, fetch
 from advfilter.sources.release import captions_file, read_labels
 from conftest import anet_video

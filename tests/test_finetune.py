@@ -12,10 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from advfilter.cli import main
-from advfilter.evaluate import to_doc
-from advfilter.core.config import FinetuneConfig, LoraSettings, load_config
+from advfilter.lm.evaluate import to_doc
+from advfilter.core.config import load_config
+from advfilter.core.settings import LoraSettings
+from advfilter.lm.config import FinetuneConfig
 from advfilter.core.models import lora_targets
-from advfilter.finetune import finetune
+from advfilter.lm.finetune import finetune
 
 ITEMS = [{"activity_label": "Cooking", "ctx_a": f"A cook number {i} stands at a stove.", "ctx_b": "the cook",
           "endings": ["stirs the soup in the pot.", "flies over the moon.", "sings to a rock.",

@@ -9,10 +9,10 @@ import pytest
 
 from advfilter.cli import main
 from advfilter.core.config import load_config
-from advfilter.contexts import build_contexts
-from advfilter.demo import make_corpus
+from advfilter.pipeline.contexts import build_contexts
+from advfilter.sources.demo import make_corpus
 from advfilter.core.errors import RunError
-from advfilter.generate import generate_candidates
+from advfilter.pipeline.generate import generate_candidates
 from advfilter.core.store import RunStore
 
 TINY_LSTM = {"generate.generator": "lstm", "generate.lstm.embed_dim": 32, "generate.lstm.hidden_dim": 32,
@@ -73,7 +73,7 @@ def test_no_context_gets_endings_from_a_generator_trained_on_its_video(reference
     ("train", {0: {1, 2}, 3: {0, 1, 2}, 4: {0, 1, 2}}),  # folds 3 and 4: validation and test
 ])
 def test_fit_folds_train_keeps_held_out_text_out_of_every_generator(fit_folds, learns_from):
-    from advfilter.generate import fold_data
+    from advfilter.pipeline.generate import fold_data
 
     contexts = pd.DataFrame({"id": [f"c{i}" for i in range(20)], "video_id": [f"v{i}" for i in range(20)],
                              "fold": [i % 5 for i in range(20)], "ctx_a": "A man stands.", "ctx_b": "He",

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from advfilter.core.config import Config
+from advfilter.core.settings import GenerateConfig
 from generators import Context, resolve
-from generators.candidates import candidate_pools, candidate_table
+from advfilter.pipeline.candidates import candidate_pools, candidate_table
 from generators.sampling import filter_logits
 from advfilter.core.text import count_words, cut_at_sentence_end, detokenize, normalize, word_tokenize
 
@@ -92,11 +93,19 @@ def test_lstm_scores_do_not_depend_on_batching(overfit_lstm):
         np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
+def same_lstm(gen, **sections):
+    """The trained LSTM ``gen`` with some generate sections changed (``lstm={"keep_fluent": 1}``)."""
+    tree = gen.cfg.model_dump()
+    for name, values in sections.items():
+        tree[name] = {**tree.get(name, {}), **values}
+    g = type(gen)(GenerateConfig.model_validate(tree))
+    g.vocab, g.index, g.model = gen.vocab, gen.index, gen.model
+    return g
+
+
 def test_lstm_sampling_is_seeded(overfit_lstm):
     gen, _ = overfit_lstm
-    hot = type(gen)(gen.cfg.model_copy(update={"sampling": gen.cfg.sampling.model_copy(
-        update={"temperature": 3.0})}))
-    hot.vocab, hot.index, hot.model = gen.vocab, gen.index, gen.model
+    hot = same_lstm(gen, sampling={"temperature": 3.0})
     assert hot.sample(FIVE, 4, seed=1) == hot.sample(FIVE, 4, seed=1)
     assert hot.sample(FIVE, 4, seed=1) != hot.sample(FIVE, 4, seed=2)
 
@@ -104,11 +113,7 @@ def test_lstm_sampling_is_seeded(overfit_lstm):
 def test_the_lstm_fluency_filter_returns_its_most_probable_endings_per_token(overfit_lstm):
     gen, _ = overfit_lstm
     def hot(keep):
-        g = type(gen)(gen.cfg.model_copy(update={
-            "sampling": gen.cfg.sampling.model_copy(update={"temperature": 3.0}),
-            "lstm": gen.cfg.lstm.model_copy(update={"keep_fluent": keep})}))
-        g.vocab, g.index, g.model = gen.vocab, gen.index, gen.model
-        return g
+        return same_lstm(gen, sampling={"temperature": 3.0}, lstm={"keep_fluent": keep})
     drawn = hot(1.0).sample(FIVE, 12, seed=3)  # what keep_fluent=0.25 draws for n=3
     kept = hot(0.25).sample(FIVE, 3, seed=3)
     def per_token(context, endings):

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from advfilter.cli import main
-from advfilter.core.config import ProbeConfig, load_config
+from advfilter.core.config import load_config
+from advfilter.core.settings import ProbeConfig
 from advfilter.core.layout import read_probes
-from advfilter.filtering import adversarial_filter
-from advfilter.probe import by_source, halves, parse_rounds, run_probes
+from advfilter.pipeline.filter import adversarial_filter
+from advfilter.gauges.probe import by_source, halves, parse_rounds, run_probes
 from conftest import FAST_RUN
 
 ACTS = ["chops the onion on the board.", "pours water into the pot.", "stirs the soup slowly.",

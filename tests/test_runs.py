@@ -118,7 +118,7 @@ def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(capsys, monkeypat
 
 
 def test_a_fitted_fold_is_reported_with_its_epochs_and_held_out_perplexity():
-    from advfilter.generate import fit_line
+    from advfilter.pipeline.generate import fit_line
 
     stats = {"lstm": {"vocab": 2733, "epochs": 15, "best_valid_ppl": 49.62}, "retrieval": {"endings": 900},
              "fold": 0}

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from advfilter.core.config import load_config
-from advfilter.contexts import CONTEXTS_FILE, build_contexts
+from advfilter.pipeline.contexts import CONTEXTS_FILE, build_contexts
 from advfilter.core.errors import InputError, RunError
 from advfilter.core.store import RunStore, atomic_path
 from conftest import anet_video

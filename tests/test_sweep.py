@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from advfilter.cli import main
-from advfilter.core.config import FinetuneConfig, SweepConfig, load_config
+from advfilter.core.config import load_config
+from advfilter.lm.config import FinetuneConfig, SweepConfig
 from advfilter.core.errors import ConfigError
-from advfilter.sweep_space import check_space, grid_points, planned_trials
+from advfilter.lm.space import check_space, grid_points, planned_trials
 
 ITEM = {"activity_label": "Cooking", "ctx_b": "the cook",
         "endings": ["stirs the soup in the pot.", "flies over the moon.", "sings to a rock.",

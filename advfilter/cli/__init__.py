@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import click
 
+from advfilter.cli.options import shortcuts
 from advfilter.core.config import Config, load_config, parse_override
 from advfilter.core.errors import AdvfilterError, RunError
 from advfilter.core.store import RunStore
@@ -64,11 +65,9 @@ def run_config(run: RunStore, config_file: Path | None, dotted: dict[str, Any]) 
     return load_config(config_file, dotted, base=run.manifest.get("config"))
 
 
-def overrides_of(overrides: tuple[str, ...], **shortcuts: Any) -> dict[str, Any]:
-    """``--set`` overrides plus the given flag shortcuts (``a__b=v`` is ``a.b``; None = unset)."""
-    dotted = dict(parse_override(o) for o in overrides)
-    dotted.update({k.replace("__", "."): v for k, v in shortcuts.items() if v is not None})
-    return dotted
+def overrides_of(ctx: click.Context, overrides: tuple[str, ...]) -> dict[str, Any]:
+    """``--set`` overrides, then the values of the command's setting flags (which win)."""
+    return {**dict(parse_override(o) for o in overrides), **shortcuts(ctx)}
 
 
 RUN = click.option("--run", "run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -86,11 +85,21 @@ def resolve_run(run_dir: Path | None, needs: str = "filter") -> Path:
     found = latest_run(needs)
     click.echo(f"using run {found} (the latest with a finished {needs} stage)", err=True)
     return found
+
+
 CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                        help="YAML config merged over the run's own.")
 SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Dotted config override, e.g. --set filter.driver=best (repeatable).")
 
 
-# Registration: each module adds its commands to ``main``.
-from advfilter.cli import annotate, data, model, pipeline, probe  # noqa: E402,F401
+def _register_commands() -> None:
+    """Import every module of this package: each adds its commands to ``main``."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_commands()

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, resolve_run, run_config
+from advfilter.cli.options import setting
 from advfilter.core.layout import ANNOTATION_STATE
 from advfilter.core.store import RunStore
 
@@ -28,19 +29,19 @@ _URL = click.option("--url", metavar="URL", help="Label Studio server (default: 
 @click.option("--round", "round_n", type=int, help="Round to annotate (default: the last).")
 @click.option("--project", help="Project title (default: 'advfilter RUN_NAME RUN_ID').")
 @click.option("--limit", type=int, help="Push only the first K items.")
-@click.option("--overlap", type=int, help="Annotations wanted per task (config: annotate.overlap; 1; a "
-                                         "later push keeps the first one's).")
+@setting("--overlap", key="annotate.overlap",
+         text="Annotations wanted per task (a later push keeps the first one's).")
 @CONFIG
 @SET
-def push(run_dir: Path, url: str | None, round_n: int | None, project: str | None,
-         limit: int | None, overlap: int | None, config_file: Path | None,
-         overrides: tuple[str, ...]) -> None:
+@click.pass_context
+def push(ctx: click.Context, run_dir: Path, url: str | None, round_n: int | None, project: str | None,
+         limit: int | None, config_file: Path | None, overrides: tuple[str, ...]) -> None:
     """Create or reuse the project and import the round's items; pushing again adds no duplicates."""
     from annotation.client import Server
     from annotation.workflow import push as do_push
 
     run = RunStore(resolve_run(run_dir))
-    dotted = overrides_of(overrides, annotate__overlap=overlap)
+    dotted = overrides_of(ctx, overrides)
     a = run_config(run, config_file, dotted).annotate
     first = not run.path(ANNOTATION_STATE).exists()
     chosen = a.overlap if first or "annotate.overlap" in dotted or config_file else None  # else: as before
@@ -64,18 +65,26 @@ def _print_pull(s) -> None:
         click.echo(f"human accuracy: {s.human_accuracy:.3f} over {s.human_answers} answers")
 
 
+def _pull(ctx: click.Context, run_dir: Path | None, url: str | None, config_file: Path | None,
+          overrides: tuple[str, ...], write: bool) -> None:
+    from annotation.client import Server
+    from annotation.workflow import pull as do_pull
+
+    run = RunStore(resolve_run(run_dir))
+    cfg = run_config(run, config_file, overrides_of(ctx, overrides)).annotate
+    _print_pull(do_pull(run, Server(url), write=write, cfg=cfg))
+
+
 @annotate.command()
 @RUN
 @_URL
 @CONFIG
 @SET
-def pull(run_dir: Path, url: str | None, config_file: Path | None, overrides: tuple[str, ...]) -> None:
+@click.pass_context
+def pull(ctx: click.Context, run_dir: Path, url: str | None, config_file: Path | None,
+         overrides: tuple[str, ...]) -> None:
     """Fetch answers into annotations.jsonl, decide keep / drop / re-annotate per item."""
-    from annotation.client import Server
-    from annotation.workflow import pull as do_pull
-
-    run = RunStore(resolve_run(run_dir))
-    _print_pull(do_pull(run, Server(url), cfg=run_config(run, config_file, overrides_of(overrides)).annotate))
+    _pull(ctx, run_dir, url, config_file, overrides, write=True)
 
 
 @annotate.command()
@@ -83,11 +92,8 @@ def pull(run_dir: Path, url: str | None, config_file: Path | None, overrides: tu
 @_URL
 @CONFIG
 @SET
-def status(run_dir: Path, url: str | None, config_file: Path | None, overrides: tuple[str, ...]) -> None:
+@click.pass_context
+def status(ctx: click.Context, run_dir: Path, url: str | None, config_file: Path | None,
+           overrides: tuple[str, ...]) -> None:
     """Tasks pushed, annotated, and agreement so far (writes nothing)."""
-    from annotation.client import Server
-    from annotation.workflow import pull as do_pull
-
-    run = RunStore(resolve_run(run_dir))
-    _print_pull(do_pull(run, Server(url), write=False,
-                        cfg=run_config(run, config_file, overrides_of(overrides)).annotate))
+    _pull(ctx, run_dir, url, config_file, overrides, write=False)

@@ -6,37 +6,34 @@ from pathlib import Path
 import click
 
 from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, resolve_run, run_config
+from advfilter.cli.options import setting
 from advfilter.core.store import RunStore
 
 
 @main.command()
 @RUN
-@click.option("--format", "fmt", type=click.Choice(["hellaswag", "swag", "hf", "lm-eval"]),
-              help="hellaswag: JSONL (default); swag: CSV; hf: DatasetDict folder; lm-eval: task folder.")
+@setting("--format", "fmt", key="export.format",
+         text="hellaswag: JSONL; swag: CSV; hf: DatasetDict folder; lm-eval: task folder.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output file (hellaswag, swag) or folder (hf, lm-eval).")
-@click.option("--round", "round_n", type=int, help="Round to export (default: the last; 0 = random).")
-@click.option("--split", type=click.Choice(["train", "validation", "test"]),
-              help="Only this split's items (default: all; every item carries its split, by "
-                   "whole folds: the same in every format).")
-@click.option("--name", help="Task / dataset name (default: advfilter_RUN_NAME).")
-@click.option("--verified-only", is_flag=True, default=None,
-              help="Only items people kept (annotate pull's decisions.jsonl).")
-@click.option("--decontaminate", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              metavar="REPORT", help="Leave out the items this `advfilter contamination` report flags.")
+@setting("--round", key="export.round", text="Round to export (none: the last; 0 = random).")
+@setting("--split", key="export.split",
+         text="Only this split's items (none: all; every item carries its split, by whole folds: "
+              "the same in every format).")
+@setting("--name", key="export.name")
+@setting("--verified-only", key="export.verified_only", is_flag=True)
+@setting("--decontaminate", key="export.decontaminate", metavar="REPORT",
+         type=click.Path(dir_okay=False, exists=True))
 @CONFIG
 @SET
-def export(run_dir: Path, fmt: str | None, out: Path, round_n: int | None, split: str | None,
-           name: str | None, verified_only: bool | None, decontaminate: Path | None,
-           config_file: Path | None, overrides: tuple[str, ...]) -> None:
+@click.pass_context
+def export(ctx: click.Context, run_dir: Path, out: Path, config_file: Path | None,
+           overrides: tuple[str, ...]) -> None:
     """Export a round of a filtered run as multiple-choice items (gold at a seeded position)."""
-    from advfilter.export import export_run
+    from advfilter.pipeline.export import export_run
 
     run = RunStore(resolve_run(run_dir))
-    cfg = run_config(run, config_file, overrides_of(
-        overrides, export__format=fmt, export__round=round_n, export__split=split, export__name=name,
-        export__verified_only=verified_only,
-        export__decontaminate=str(decontaminate) if decontaminate else None))
+    cfg = run_config(run, config_file, overrides_of(ctx, overrides))
     s = export_run(cfg, run, out)
     if cfg.export.format == "lm-eval":
         click.echo(f"run it with: lm_eval --model hf --model_args pretrained=MODEL "
@@ -54,23 +51,24 @@ def export(run_dir: Path, fmt: str | None, out: Path, round_n: int | None, split
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Evaluation sets: HellaSwag JSONL (e.g. its val and test), JSONL with a text "
                    "field, or plain text (a document per line).")
-@click.option("--ngram", type=int, help="Words per n-gram (config: contamination.ngram; 13).")
+@setting("--ngram", key="contamination.ngram")
 @click.option("--round", "round_n", type=int, help="Round to check (default: the last).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Report JSON (default: RUN_DIR/contamination.json).")
 @CONFIG
 @SET
-def contamination(run_dir: Path | None, against: tuple[Path, ...], ngram: int | None,
+@click.pass_context
+def contamination(ctx: click.Context, run_dir: Path | None, against: tuple[Path, ...],
                   round_n: int | None, out: Path | None, config_file: Path | None,
                   overrides: tuple[str, ...]) -> None:
     """N-gram overlap of a run's items (context + gold) with evaluation sets and across its own
     splits (validation and test against train, test against validation). Writes a JSON report
     (items, flagged, by_file, by_split, flagged_items) for `export --decontaminate`."""
-    from advfilter.contamination import contamination as check
+    from advfilter.gauges.contamination import contamination as check
     from advfilter.core.store import write_json
 
     run = RunStore(resolve_run(run_dir))
-    cfg = run_config(run, config_file, overrides_of(overrides, contamination__ngram=ngram))
+    cfg = run_config(run, config_file, overrides_of(ctx, overrides))
     report = check(run, list(against), cfg.contamination.ngram, round_n)
     out = out or run.path("contamination.json")
     write_json(out, report)

@@ -11,8 +11,10 @@ from typing import Callable
 import click
 
 from advfilter.cli import RUN, SET, main, overrides_of, resolve_run
-from advfilter.core.config import EvaluateConfig, FinetuneConfig, load_config
+from advfilter.cli.options import setting
+from advfilter.core.config import load_config
 from advfilter.core.errors import ConfigError
+from advfilter.lm.config import EvaluateConfig, FinetuneConfig, SweepConfig
 
 _YAML = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                      help="YAML config (built-in defaults: the one in configs/).")
@@ -60,34 +62,33 @@ def _side_by_side(base: dict, tuned: dict | None) -> list[str]:
 
 
 @main.command()
-@click.option("--model", "model_name", metavar="NAME_OR_PATH",
-              help="Causal LM, e.g. microsoft/phi-2 or a local folder (config: model).")
-@click.option("--adapter", type=click.Path(file_okay=False, exists=True),
-              help="LoRA adapter: the finetune-phi2 --out folder or its adapter/ (config: adapter). "
-                   "The base model is scored too, side by side.")
+@setting("--model", key="model", schema=EvaluateConfig, metavar="NAME_OR_PATH",
+         text="Causal LM, e.g. microsoft/phi-2 or a local folder.")
+@setting("--adapter", key="adapter", schema=EvaluateConfig, type=click.Path(file_okay=False, exists=True),
+         text="LoRA adapter: the finetune-phi2 --out folder or its adapter/; the base model is scored "
+              "too, side by side.")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
               help="HellaSwag-format JSONL (advfilter export, or HellaSwag itself).")
 @RUN
-@click.option("--split", help="Only items of this split, e.g. test (config: split).")
-@click.option("--batch-size", type=int, help="Items per forward pass (config: batch_size; 16).")
+@setting("--split", key="split", schema=EvaluateConfig, text="Only items of this split, e.g. test.")
+@setting("--batch-size", key="batch_size", schema=EvaluateConfig)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write results JSON (with the resolved config) here.")
 @_YAML
 @SET
-def evaluate(model_name: str | None, adapter: str | None, data: Path | None, run_dir: Path | None,
-             split: str | None, batch_size: int | None, output: Path | None,
+@click.pass_context
+def evaluate(ctx: click.Context, data: Path | None, run_dir: Path | None, output: Path | None,
              config_file: Path | None, overrides: tuple[str, ...]) -> None:
     """Zero-shot acc / acc_norm, scored as lm-evaluation-harness scores HellaSwag, on a JSONL
     file (--data) or a run's items (--run; default: the latest finished run), e.g.
     --split test."""
-    from advfilter import evaluate as ev
+    from advfilter.lm import evaluate as ev
     from advfilter.core.progress import progress
     from advfilter.core.store import RunStore, write_json
 
     if data is not None and run_dir is not None:
         raise ConfigError("give one of --data FILE and --run RUN_DIR, not both")
-    cfg = load_config(config_file, overrides_of(overrides, model=model_name, adapter=adapter, split=split,
-                                                batch_size=batch_size), schema=EvaluateConfig)
+    cfg = load_config(config_file, overrides_of(ctx, overrides), schema=EvaluateConfig)
     if data is not None:
         docs, source = ev.read_docs(data, cfg.split), str(data)
     else:
@@ -115,53 +116,43 @@ def evaluate(model_name: str | None, adapter: str | None, data: Path | None, run
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Output folder: adapter/, config.yaml, metrics.jsonl, metrics.json, checkpoint/.")
 @_YAML
-@click.option("--model", help="Base model name or path (config: model; microsoft/phi-2).")
-@click.option("--objective", type=click.Choice(["lm", "mc"]),
-              help="lm: loss on the gold ending's tokens; mc: cross-entropy over the choices.")
-@click.option("--lora-r", type=int, help="LoRA rank (config: lora.r; 16).")
-@click.option("--lora-alpha", type=int, help="LoRA alpha, usually 2 * r (config: lora.alpha; 32).")
-@click.option("--lora-dropout", type=float, help="(config: lora.dropout; 0.05)")
-@click.option("--epochs", type=int, help="(config: epochs; 1)")
-@click.option("--max-steps", type=int, help="Optimizer steps, overrides --epochs (config: max_steps).")
-@click.option("--lr", type=float, help="(config: lr; 2e-4)")
-@click.option("--scheduler", type=click.Choice(["linear", "cosine", "cosine_with_restarts",
-                                                "reduce_lr_on_plateau"]), help="(config: scheduler; linear)")
-@click.option("--warmup-steps", type=int, help="(config: warmup_steps; 0)")
-@click.option("--batch-size", type=int, help="Items per micro-batch (config: batch_size; 4).")
-@click.option("--grad-accum", type=int, help="Micro-batches per step (config: grad_accum; 4).")
-@click.option("--save-every", type=int, help="Checkpoint every N steps (config: save_every; 50).")
-@click.option("--eval-every", type=int, help="Evaluate every N steps; 0 = each epoch (config: eval_every).")
-@click.option("--eval-items", type=int, help="Validation items evaluated; 0 = all (config: eval_items).")
-@click.option("--4bit", "load_4bit", is_flag=True, default=None,
-              help="Load the base model in 4 bits (GPU + bitsandbytes; config: load_4bit).")
-@click.option("--seed", type=int, help="(config: seed; 0)")
+@setting("--model", key="model", schema=FinetuneConfig, text="Base model name or path.")
+@setting("--objective", key="objective", schema=FinetuneConfig,
+         text="lm: loss on the gold ending's tokens; mc: cross-entropy over the choices.")
+@setting("--lora-r", key="lora.r", schema=FinetuneConfig, text="LoRA rank.")
+@setting("--lora-alpha", key="lora.alpha", schema=FinetuneConfig)
+@setting("--lora-dropout", key="lora.dropout", schema=FinetuneConfig)
+@setting("--epochs", key="epochs", schema=FinetuneConfig)
+@setting("--max-steps", key="max_steps", schema=FinetuneConfig)
+@setting("--lr", key="lr", schema=FinetuneConfig, text="Learning rate.")
+@setting("--scheduler", key="scheduler", schema=FinetuneConfig)
+@setting("--warmup-steps", key="warmup_steps", schema=FinetuneConfig)
+@setting("--batch-size", key="batch_size", schema=FinetuneConfig)
+@setting("--grad-accum", key="grad_accum", schema=FinetuneConfig)
+@setting("--save-every", key="save_every", schema=FinetuneConfig)
+@setting("--eval-every", key="eval_every", schema=FinetuneConfig)
+@setting("--eval-items", key="eval_items", schema=FinetuneConfig)
+@setting("--4bit", "load_4bit", key="load_4bit", schema=FinetuneConfig, is_flag=True,
+         text="Load the base model in 4 bits (GPU + bitsandbytes).")
+@setting("--seed", key="seed", schema=FinetuneConfig)
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.")
 @click.option("--wandb", "use_wandb", is_flag=True,
               help="Also log to Weights & Biases (offline unless configured).")
 @SET
-def finetune_phi2(data: Path | None, run_dir: Path | None, eval_data: Path | None, out: Path, config_file: Path | None,
-                  model: str | None, objective: str | None, lora_r: int | None, lora_alpha: int | None,
-                  lora_dropout: float | None, epochs: int | None, max_steps: int | None,
-                  lr: float | None, scheduler: str | None, warmup_steps: int | None,
-                  batch_size: int | None, grad_accum: int | None, save_every: int | None,
-                  eval_every: int | None, eval_items: int | None, load_4bit: bool | None,
-                  seed: int | None, resume: bool, use_wandb: bool,
+@click.pass_context
+def finetune_phi2(ctx: click.Context, data: Path | None, run_dir: Path | None, eval_data: Path | None,
+                  out: Path, config_file: Path | None, resume: bool, use_wandb: bool,
                   overrides: tuple[str, ...]) -> None:
     """LoRA fine-tuning (peft) of Phi-2's attention and MLP projections on exported items
     (--data) or a run's train split, validated on its validation split (--run; default: the
     latest finished run). Its test split is left for `advfilter evaluate --run RUN --split test`."""
     from advfilter.core.store import RunStore
-    from advfilter.finetune import finetune_recipe
+    from advfilter.lm.finetune import finetune_recipe
 
     if data is not None and run_dir is not None:
         raise ConfigError("give one of --data and --run, not both")
 
-    cfg = load_config(config_file, overrides_of(
-        overrides, model=model, objective=objective, lora__r=lora_r, lora__alpha=lora_alpha,
-        lora__dropout=lora_dropout, epochs=epochs, max_steps=max_steps, lr=lr, scheduler=scheduler,
-        warmup_steps=warmup_steps, batch_size=batch_size, grad_accum=grad_accum, save_every=save_every,
-        eval_every=eval_every, eval_items=eval_items,
-        load_4bit=load_4bit, seed=seed), schema=FinetuneConfig)
+    cfg = load_config(config_file, overrides_of(ctx, overrides), schema=FinetuneConfig)
     source = data if data is not None else RunStore(resolve_run(run_dir))
     summary = finetune_recipe(cfg, source, out, eval_data, resume, use_wandb,
                               on_log=lambda row: click.echo(_fmt(row)))
@@ -182,7 +173,7 @@ def compare(runs: tuple[Path, ...], baseline: Path | None, out_file: Path | None
     """Fine-tuning runs (their --out folders) side by side: `compare A B`, or
     `compare --baseline BASE A [B ...]` as Markdown."""
     from advfilter.core.store import atomic_path
-    from advfilter.finetune import compare_markdown, compare_table
+    from advfilter.lm.finetune import compare_markdown, compare_table
 
     if baseline is None:
         if len(runs) != 2:
@@ -202,36 +193,31 @@ def compare(runs: tuple[Path, ...], baseline: Path | None, out_file: Path | None
               help="Sweep folder: results.jsonl, best.yaml, trials/ID/, tune/. Rerun to resume.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Sweep YAML (built-in defaults: configs/sweep_phi2.yaml).")
-@click.option("--model", help="Base model name or path (config: finetune.model; microsoft/phi-2).")
-@click.option("--search", type=click.Choice(["grid", "random", "optuna"]), help="(config: search; random)")
-@click.option("--trials", type=int, help="Trials to run; grid: the first N combinations (config: trials; 8).")
-@click.option("--max-concurrent", type=int,
-              help="Trials at once (config: max_concurrent; 0 = one per GPU, or 1 without GPUs).")
-@click.option("--max-steps", type=int, help="Optimizer steps per trial (config: finetune.max_steps; 200).")
-@click.option("--metric", type=click.Choice(["eval_loss", "eval_acc", "eval_acc_norm"]),
-              help="What ASHA and best.yaml rank by (config: metric; eval_loss).")
+@setting("--model", key="finetune.model", schema=SweepConfig, text="Base model name or path.")
+@setting("--search", key="search", schema=SweepConfig)
+@setting("--trials", key="trials", schema=SweepConfig)
+@setting("--max-concurrent", key="max_concurrent", schema=SweepConfig)
+@setting("--max-steps", key="finetune.max_steps", schema=SweepConfig, text="Optimizer steps per trial.")
+@setting("--metric", key="metric", schema=SweepConfig, text="What ASHA and best.yaml rank by.")
 @click.option("--ray-address", help="Run the trials on this Ray cluster (default: a local Ray runtime).")
 @click.option("--wandb", "use_wandb", is_flag=True,
               help="Log every trial to Weights & Biases, grouped by sweep (offline unless configured).")
 @SET
-def sweep(data: Path | None, run_dir: Path | None, eval_data: Path | None, out: Path, config_file: Path | None,
-          model: str | None, search: str | None, trials: int | None, max_concurrent: int | None,
-          max_steps: int | None, metric: str | None, ray_address: str | None, use_wandb: bool,
+@click.pass_context
+def sweep(ctx: click.Context, data: Path | None, run_dir: Path | None, eval_data: Path | None, out: Path,
+          config_file: Path | None, ray_address: str | None, use_wandb: bool,
           overrides: tuple[str, ...]) -> None:
     """LoRA hyper-parameter search: finetune-phi2 trials over the YAML's space (grid, random or
     Optuna) on Ray Tune, with ASHA early stopping on validation loss. Writes OUT/results.jsonl
     and OUT/best.yaml (ready for `finetune-phi2 --config`); a killed sweep resumes when the
     same command is run again."""
-    from advfilter.core.config import SweepConfig
     from advfilter.core.progress import progress
-    from advfilter.sweep import SweepData, read_results, results_table, sweep as run_sweep, trial_line
-    from advfilter.sweep_space import planned_trials
+    from advfilter.lm.sweep import SweepData, read_results, results_table, sweep as run_sweep, trial_line
+    from advfilter.lm.space import planned_trials
 
     if data is not None and run_dir is not None:
         raise ConfigError("give one of --data and --run, not both")
-    cfg = load_config(config_file, overrides_of(
-        overrides, search=search, trials=trials, max_concurrent=max_concurrent, metric=metric,
-        finetune__model=model, finetune__max_steps=max_steps), schema=SweepConfig)
+    cfg = load_config(config_file, overrides_of(ctx, overrides), schema=SweepConfig)
     source = (SweepData(str(data.resolve()), False, str(eval_data.resolve()) if eval_data else None)
               if data is not None else
               SweepData(str(resolve_run(run_dir).resolve()), True, str(eval_data.resolve()) if eval_data else None))

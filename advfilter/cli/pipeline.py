@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, resolve_run, run_config
+from advfilter.cli.options import comma_list, setting
 from advfilter.core.config import Config, load_config
 from advfilter.core.errors import ConfigError
 from advfilter.core.runs import default_run_dir
@@ -14,8 +15,8 @@ from advfilter.sources import sources
 from advfilter.core.store import RunStore
 
 if TYPE_CHECKING:  # the stages import spaCy, torch and Ray: only when a command runs
-    from advfilter.contexts import ContextsSummary
-    from advfilter.generate import GenerateSummary
+    from advfilter.pipeline.contexts import ContextsSummary
+    from advfilter.pipeline.generate import GenerateSummary
 
 
 def _print_contexts(summary: ContextsSummary, run: RunStore) -> None:
@@ -41,6 +42,13 @@ def _print_candidates(summary: GenerateSummary, run: RunStore) -> None:
     click.echo(f"dropped samples: {dropped}")
 
 
+def _generator_names() -> list[str]:
+    from generators import generators
+
+    return [*(n for n in generators.names() if n != "mixture"), "phi2", "hf:NAME_OR_PATH",
+            "A,B (a mixture of them)"]
+
+
 @main.command()
 @click.option("--source", default="activitynet", show_default=True,
               type=click.Choice(sources.names()), help="Corpus format of the input files.")
@@ -48,33 +56,30 @@ def _print_candidates(summary: GenerateSummary, run: RunStore) -> None:
               type=click.Path(dir_okay=False, path_type=Path),
               help="Corpus file(s). Without it, --source activitynet downloads the public "
                    "ActivityNet Captions release once into $ADVFILTER_HOME (~/.cache/advfilter).")
-@click.option("--split", "release_split", type=click.Choice(["train", "val_1", "val_2"]),
-              help="ActivityNet Captions file read without --input "
-                   "(config: sources.activitynet.split; val_1).")
+@setting("--captions", "--split", key="sources.activitynet.captions",
+         text="ActivityNet Captions file read without --input (--split: its older name).")
 @click.option("--labels", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Activity labels: ActivityNet v1.3's activity_net.v1-3.min.json or a "
                    "{video_id: label} JSON (default: v1.3's, fetched once, for videos without one).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory to create or resume (default: runs/<source>-<split or input name>).")
+              help="Run directory to create or resume (default: runs/<source>-<captions file or input name>).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config (defaults: configs/default.yaml).")
-@click.option("--seed", type=int, help="Seed for folds and sampling (config: seed).")
-@click.option("--folds", type=int, help="Cross-fitting folds K (config: contexts.folds).")
-@click.option("--generator", metavar="NAME",
-              help="lstm | retrieval | phi2 | hf:NAME_OR_PATH | random, or a comma-separated "
-                   "mixture such as lstm,retrieval (config: generate.generator).")
-@click.option("--num-candidates", type=int, help="Endings per context (config: generate.num_candidates).")
-@click.option("--workers", type=int, help="Ray workers (config: generate.workers; 0 = auto).")
+@setting("--seed", key="seed", text="Seed for folds and sampling.")
+@setting("--folds", key="contexts.folds")
+@setting("--generator", key="generate.generator", metavar="NAME", names=_generator_names,
+         text="Who writes the candidate endings.")
+@setting("--num-candidates", key="generate.num_candidates", text="Endings per context.")
+@setting("--workers", key="generate.workers")
 @click.option("--ray-address", metavar="ADDR", help="Join this Ray cluster instead of starting one.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Dotted config override, e.g. --set generate.lstm.hidden_dim=512 (repeatable).")
 @click.option("--stage", type=click.Choice(["contexts", "candidates"]), default=None,
               help="Stop after this stage (contexts: after writing contexts.parquet).")
 @click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
-def generate(source: str, inputs: tuple[Path, ...], release_split: str | None, labels: Path | None,
-             out: Path | None, config_file: Path | None,
-             seed: int | None, folds: int | None, generator: str | None,
-             num_candidates: int | None, workers: int | None, ray_address: str | None,
+@click.pass_context
+def generate(ctx: click.Context, source: str, inputs: tuple[Path, ...], labels: Path | None,
+             out: Path | None, config_file: Path | None, ray_address: str | None,
              overrides: tuple[str, ...], stage: str | None, overwrite: bool) -> None:
     """Read a corpus into contexts and sample candidate endings for them, in RUN_DIR.
 
@@ -83,13 +88,10 @@ def generate(source: str, inputs: tuple[Path, ...], release_split: str | None, l
     features. Finished stages of an existing run directory are reused when made with the
     same inputs and settings, a killed generation resumes, other settings are refused.
     """
-    from advfilter.contexts import build_contexts
-    from advfilter.generate import generate_candidates
+    from advfilter.pipeline.contexts import build_contexts
+    from advfilter.pipeline.generate import generate_candidates
 
-    cfg = load_config(config_file, overrides_of(
-        overrides, seed=seed, contexts__folds=folds, generate__generator=generator,
-        generate__num_candidates=num_candidates, generate__workers=workers,
-        sources__activitynet__split=release_split))
+    cfg = load_config(config_file, overrides_of(ctx, overrides))
     files, name = corpus_files(source, list(inputs), cfg)
     if out is None:
         out = default_run_dir(source, name)
@@ -103,54 +105,51 @@ def generate(source: str, inputs: tuple[Path, ...], release_split: str | None, l
 
 def corpus_files(source: str, inputs: list[Path], cfg: Config) -> tuple[list[Path], str]:
     """The corpus files to read and the name a default run directory takes from them:
-    ``--input`` as given (named by the first file), else the ActivityNet Captions release's
-    split, fetched into the cache (named by the split)."""
+    ``--input`` as given (named by the first file), else a captions file of the ActivityNet
+    Captions release, fetched into the cache (named by the file: ``val_1``)."""
     if inputs:
         return inputs, inputs[0].stem
     if source != "activitynet":
         raise ConfigError(f"--source {source} needs --input FILE (only activitynet can be downloaded)")
     from advfilter.sources.release import captions_file
 
-    split = cfg.sources.activitynet.split
-    return [captions_file(cfg.sources.activitynet, split)], split
+    captions = cfg.sources.activitynet.captions
+    return [captions_file(cfg.sources.activitynet, captions)], captions
+
+
+def _discriminator_names() -> list[str]:
+    from discriminators import discriminators
+
+    return discriminators.names()
 
 
 @main.command(name="filter")
 @RUN
-@click.option("--rounds", type=int, help="Rounds of Algorithm 1 (config: filter.rounds; default 20).")
-@click.option("--discriminators", metavar="A,B,...",
-              help="Comma-separated: mlp, bow, cnn, bilstm, aflite, bert (config: filter.discriminators).")
-@click.option("--negatives", type=int, help="Negatives per item (config: filter.negatives; default 3).")
-@click.option("--max-swaps", type=int, help="Swaps per test context and round (default 2).")
-@click.option("--driver", type=click.Choice(["ensemble", "best"]), help="Model that drives swaps.")
-@click.option("--probe-every", type=int, metavar="N",
-              help="Run the tfidf probe every N rounds into af/probe.jsonl (config: filter.probe_every).")
-@click.option("--device", help="auto | cpu | cuda (config: filter.device).")
-@click.option("--score-workers", type=int,
-              help="Ray actors scoring the pools; 0 = in this process (config: filter.score_workers).")
+@setting("--rounds", key="filter.rounds", text="Rounds of Algorithm 1.")
+@setting("--discriminators", key="filter.discriminators", metavar="A,B,...", convert=comma_list,
+         names=_discriminator_names, text="Comma-separated; two or more are joined by an ensemble.")
+@setting("--negatives", key="filter.negatives")
+@setting("--max-swaps", key="filter.max_swaps")
+@setting("--driver", key="filter.driver", text="The model whose scores drive the swaps.")
+@setting("--probe-every", key="filter.probe_every", metavar="N")
+@setting("--device", key="filter.device")
+@setting("--score-workers", key="filter.score_workers")
 @click.option("--ray-address", metavar="ADDR", help="Score the pools on this Ray cluster.")
-@click.option("--seed", type=int, help="Seed (default: the run's).")
+@setting("--seed", key="seed", text="Seed (the run's unless given).")
 @CONFIG
 @SET
-def filter_command(run_dir: Path, rounds: int | None, discriminators: str | None,
-                   negatives: int | None, max_swaps: int | None, driver: str | None,
-                   probe_every: int | None, device: str | None, score_workers: int | None,
-                   ray_address: str | None, seed: int | None,
+@click.pass_context
+def filter_command(ctx: click.Context, run_dir: Path, ray_address: str | None,
                    config_file: Path | None, overrides: tuple[str, ...]) -> None:
     """Adversarial Filtering (SWAG's Algorithm 1) over the run's candidates.
 
     Prints one line per round; writes af/round-XX.parquet and af/metrics.jsonl. A killed run
     resumes from its last complete round; more --rounds extend a finished one.
     """
-    from advfilter.filtering import adversarial_filter
+    from advfilter.pipeline.filter import adversarial_filter
 
-    names = [d.strip() for d in discriminators.split(",")] if discriminators else None
-    dotted = overrides_of(overrides, filter__rounds=rounds, filter__discriminators=names,
-                        filter__negatives=negatives, filter__max_swaps=max_swaps,
-                        filter__driver=driver, filter__probe_every=probe_every,
-                        filter__device=device, filter__score_workers=score_workers, seed=seed)
     run = RunStore(resolve_run(run_dir, "candidates"))
-    cfg = run_config(run, config_file, dotted)
+    cfg = run_config(run, config_file, overrides_of(ctx, overrides))
 
     def line(m: dict[str, Any]) -> None:
         accs = " ".join(f"{k}={v:.3f}{'!' if k in m['below_chance'] else ''}"
@@ -184,12 +183,12 @@ def report(run_dir: Path, out: Path | None, finetune_out: Path | None) -> None:
     """Table and PNG of a filter run: accuracy per round per discriminator, ending lengths
     (or, with --finetune, the evaluation report of a fine-tuning run)."""
     if finetune_out is not None:
-        from advfilter.finetune_report import FIGURES, finetune_report
+        from advfilter.lm.report import FIGURES, finetune_report
 
         page = finetune_report(finetune_out)
         click.echo(f"report: {page} (with {', '.join(FIGURES)})")
         return
-    from advfilter import report as rep
+    from advfilter.pipeline import report as rep
 
     run = RunStore(resolve_run(run_dir))
     click.echo(rep.table(run))

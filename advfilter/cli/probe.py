@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from advfilter.cli import SET, main, overrides_of, resolve_run, run_config
+from advfilter.cli.options import comma_list, setting
 from advfilter.core.config import load_config
 from advfilter.core.errors import ConfigError
 from advfilter.core.store import RunStore
@@ -17,31 +18,26 @@ from advfilter.core.store import RunStore
                    "latest finished run under runs/).")
 @click.option("--items", "items_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Any HellaSwag-format JSONL instead (e.g. HellaSwag's own items).")
-@click.option("--rounds", help="0,last (default) | all | a comma-separated list (config: probe.rounds).")
-@click.option("--probes", "names", metavar="A,B", help="tfidf, encoder (config: probe.probes; both).")
-@click.option("--encoder", metavar="NAME_OR_PATH",
-              help="Encoder of the encoder probe (config: probe.encoder.model; all-MiniLM-L6-v2).")
-@click.option("--both-ways", is_flag=True, default=None,
-              help="Also train on the test half and test on the train half: every item tested, "
-                   "half the variance, twice the time (config: probe.both_ways).")
+@setting("--rounds", key="probe.rounds")
+@setting("--probes", key="probe.probes", metavar="A,B", convert=comma_list)
+@setting("--encoder", key="probe.encoder.model", metavar="NAME_OR_PATH", text="Encoder of the encoder probe.")
+@setting("--both-ways", key="probe.both_ways", is_flag=True)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config (a run's own by default; the probe section is read).")
 @SET
-def probe(run_dir: Path | None, items_file: Path | None, rounds: str | None, names: str | None,
-          encoder: str | None, both_ways: bool | None, config_file: Path | None,
+@click.pass_context
+def probe(ctx: click.Context, run_dir: Path | None, items_file: Path | None, config_file: Path | None,
           overrides: tuple[str, ...]) -> None:
     """Held-out accuracy of a TF-IDF + logistic-regression probe (ending only, and with the
     context) and of a fine-tuned pretrained cross-encoder, each trained on half the videos
     and tested on the other half (chance: 1 / endings). Low is hard; below chance is an
     artifact of filtering, not success."""
-    from advfilter.probe import probe_items, probe_run
-    from advfilter.report import source_lines
+    from advfilter.gauges.probe import probe_items, probe_run
+    from advfilter.pipeline.report import source_lines
 
     if run_dir is not None and items_file is not None:
         raise ConfigError("give one of --run RUN_DIR and --items FILE, not both")
-    dotted = overrides_of(overrides, probe__rounds=rounds, probe__encoder__model=encoder,
-                          probe__both_ways=both_ways,
-                          probe__probes=[n.strip() for n in names.split(",")] if names else None)
+    dotted = overrides_of(ctx, overrides)
 
     def line(r) -> None:
         where = f"round {r.round:2d}" if r.round is not None else "items"

@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advfilter.core.config import LoraSettings
+from advfilter.core.settings import LoraSettings
 from advfilter.core.errors import ConfigError
 
 if TYPE_CHECKING:

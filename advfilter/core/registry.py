@@ -45,6 +45,10 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
             ) from None
 
+    def name_of(self, obj: T) -> str:
+        """The name ``obj`` is registered under (the first, for a class filed once)."""
+        return next(name for name, item in self._items.items() if item is obj)
+
     def names(self) -> list[str]:
         """Registered names, sorted."""
         return sorted(self._items)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from advfilter.core.errors import RunError
+from advfilter.core.upgrade import LAYOUT, upgrade
 
 MANIFEST = "manifest.json"
 _VERSIONED = ("advfilter", "spacy", "torch", "transformers", "pandas", "pyarrow", "numpy", "ray")
@@ -112,9 +113,8 @@ class RunStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.manifest_path = self.root / MANIFEST
-        self.manifest: dict[str, Any] = (
-            json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
-        )
+        stored = json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        self.manifest: dict[str, Any] = upgrade(stored, fingerprint)  # older runs in today's layout
 
     def path(self, name: str) -> Path:
         """Path of a file inside the run directory."""
@@ -155,7 +155,7 @@ class RunStore:
         """A random id given to the run on first use and kept in its manifest."""
         if "run_id" not in self.manifest:
             self.manifest["run_id"] = uuid.uuid4().hex[:12]
-            write_json(self.manifest_path, self.manifest)
+            self.save_manifest()
         return self.manifest["run_id"]
 
     def stage(self, name: str) -> dict[str, Any] | None:
@@ -188,6 +188,11 @@ class RunStore:
                 "use a new --out or pass --overwrite")
         return stage
 
+    def save_manifest(self) -> None:
+        """Write the manifest (atomically), marked with the layout this version writes."""
+        self.manifest["layout"] = LAYOUT
+        write_json(self.manifest_path, self.manifest)
+
     def _write_stage(self, name: str, stage_fingerprint: str, depends_on: dict[str, Any],
                      status: str, outputs: dict[str, Any]) -> None:
         self.manifest.setdefault("stages", {})[name] = {
@@ -197,7 +202,7 @@ class RunStore:
             "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             **outputs,
         }
-        write_json(self.manifest_path, self.manifest)
+        self.save_manifest()
 
     def record_invocation(self, config: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
         """Store the command line, resolved config, inputs and versions of this invocation."""

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from advfilter.core.config import ActivityNetConfig
+from advfilter.core.settings import ActivityNetConfig
 from advfilter.core.errors import InputError
 from advfilter.core.fetch import FetchError, cache_home, fetch
 from advfilter.sources.base import Record, load_json_document
@@ -24,17 +24,17 @@ INPUT_HINT = "download it yourself and pass --input FILE"
 LABELS_HINT = "pass --labels FILE (activity_net.v1-3.min.json or a {video_id: label} JSON)"
 
 
-def captions_file(cfg: ActivityNetConfig, split: str) -> Path:
+def captions_file(cfg: ActivityNetConfig, captions: str) -> Path:
     """``SPLIT.json`` of the ActivityNet Captions release, from the cache (fetched if absent)."""
-    target = cache_home() / "activitynet_captions" / f"{split}.json"
+    target = cache_home() / "activitynet_captions" / f"{captions}.json"
     if target.is_file():
         return target
     archive = fetch(cfg.captions_url, "activitynet_captions.zip", cfg.captions_sha256, INPUT_HINT)
     try:
         with zipfile.ZipFile(archive) as zf:
-            member = next((n for n in zf.namelist() if Path(n).name == f"{split}.json"), None)
+            member = next((n for n in zf.namelist() if Path(n).name == f"{captions}.json"), None)
             if member is None:
-                raise FetchError(f"{archive}: has no {split}.json; {INPUT_HINT}")
+                raise FetchError(f"{archive}: has no {captions}.json; {INPUT_HINT}")
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
             try:

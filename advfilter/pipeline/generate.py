@@ -17,18 +17,18 @@ from typing import Any
 
 import pandas as pd
 import ray
-from advfilter.core.progress import progress
 
+from advfilter.core.cluster import ray_session
 from advfilter.core.config import Config
 from advfilter.core.errors import RunError
-from advfilter.core.seeds import derive_seed
-from advfilter.core.layout import CANDIDATES_DIR, MODELS_DIR, read_contexts, read_shard_stats, shard_name, split_of
-from advfilter.core.store import RunStore
-from generators.base import Context, resolve
-from generators.distributed import (
-    Shard, ShardWorker, fit_fold,
+from advfilter.core.layout import (
+    CANDIDATES_DIR, MODELS_DIR, read_contexts, read_shard_stats, shard_name, split_of,
 )
-from advfilter.core.cluster import ray_session
+from advfilter.core.progress import progress
+from advfilter.core.seeds import derive_seed
+from advfilter.core.store import RunStore
+from advfilter.pipeline.shards import Shard, ShardWorker, fit_fold
+from generators import Context, generator_settings
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +184,8 @@ def generate_candidates(cfg: Config, run: RunStore, ray_address: str | None = No
     """
     start = time.perf_counter()
     g = cfg.generate
-    resolve(g.generator)  # an unknown name fails here, before the stage is recorded
-    stage = run.open_stage("candidates", {"seed": cfg.seed,
-                                          "generate": g.model_dump(exclude={"workers", "max_retries"})},
+    # an unknown generator, section or key fails here, before the stage is recorded
+    stage = run.open_stage("candidates", {"seed": cfg.seed, "generate": generator_settings(g)},
                            after="contexts", hint="run generate --stage contexts first")
     if stage.done:
         return GenerateSummary(**stage.done["summary"], reused=True)

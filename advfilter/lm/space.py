@@ -9,7 +9,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from advfilter.core.config import FinetuneConfig, SweepConfig, load_config
+from advfilter.core.config import load_config
+from advfilter.lm.config import FinetuneConfig, SweepConfig
 from advfilter.core.errors import ConfigError
 
 RANGES = ("uniform", "loguniform", "randint")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from advfilter.core.config import EvaluateConfig
+from advfilter.lm.config import EvaluateConfig
 from advfilter.core.errors import InputError, RunError
 from advfilter.core.layout import items
 from advfilter.core.models import load_causal_lm

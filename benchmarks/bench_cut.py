@@ -1,8 +1,8 @@
-"""Agreement of the context/ending split with HellaSwag's own on real ActivityNet captions.
+"""Agreement of the context/ending cut with HellaSwag's own on real ActivityNet captions.
 
-Run by hand: ``python benchmarks/bench_split.py [--data ../shared/data/anet_dev]``. The folder's
+Run by hand: ``python benchmarks/bench_cut.py [--data ../shared/data/anet_dev]``. The folder's
 ``hellaswag_split.jsonl`` holds HellaSwag's ``ctx_b`` and ``gold`` per video, ``captions.json``
-the real second caption (HellaSwag lower-cased its ``ctx_b``); we split the caption with the
+the real second caption (HellaSwag lower-cased its ``ctx_b``); we cut the caption with the
 default pipeline and compare. A sentence we find no subject in counts as a disagreement. ``exact``: same ending; ``lenient``: the same
 ending but for a leading adverbial HellaSwag cut off and we keep with the subject ("Then, the
 man" | "walks" vs "then" | "the man walks" is counted there too). Prints disagreements with
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from advfilter.core.config import Config
 from advfilter.core.nlp import load_pipeline
-from advfilter.split import analyse
+from advfilter.pipeline.cut import analyse
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "anet_dev"
 
@@ -46,10 +46,10 @@ def main() -> None:
     shown = 0
     for r, text, doc in zip(rows, texts, nlp.pipe(texts, batch_size=256)):
         parsed = analyse(doc)
-        if parsed.split is None:
+        if parsed.cut is None:
             none += 1
             continue
-        ours, theirs = norm(text[parsed.split:]), norm(r["gold"])
+        ours, theirs = norm(text[parsed.cut:]), norm(r["gold"])
         if ours == theirs:
             exact += 1
             lenient += 1
@@ -57,11 +57,11 @@ def main() -> None:
             lenient += 1  # HellaSwag's ending also holds a leading adverbial + subject
         elif shown < args.show:
             shown += 1
-            print(f"ours  : {text[:parsed.split].strip()} | {text[parsed.split:].strip()}")
+            print(f"ours  : {text[:parsed.cut].strip()} | {text[parsed.cut:].strip()}")
             print(f"theirs: {r['ctx_b'].strip()} | {r['gold'].strip()}\n")
     n = len(rows)
     print(json.dumps({"pairs": n, "exact": round(exact / n, 4), "lenient": round(lenient / n, 4),
-                      "no_split": round(none / n, 4), "seconds": round(time.perf_counter() - start, 1),
+                      "no_cut": round(none / n, 4), "seconds": round(time.perf_counter() - start, 1),
                       "parser": f"{nlp.meta.get('lang')}_{nlp.meta.get('name')}-{nlp.meta.get('version')}",
                       "machine": f"{platform.machine()} {os.cpu_count()} cores"}))
 

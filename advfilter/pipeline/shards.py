@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from advfilter.core.config import Config
-from advfilter.core.seeds import derive_seed
 from advfilter.core.layout import shard_name, write_shard
+from advfilter.core.seeds import derive_seed
 from advfilter.core.store import atomic_dir
-from generators.base import Context, resolve
-from generators.candidates import candidate_pools, candidate_table
+from advfilter.pipeline.candidates import candidate_pools, candidate_table
+from generators import Context, resolve
 
 log = logging.getLogger(__name__)
 

@@ -9,15 +9,16 @@ from typing import Any, Callable
 import numpy as np
 from advfilter.core.progress import progress
 
-from advfilter.af import initial_assignment, model_names, run_round, set_threads
-from advfilter.core.config import Config, FilterConfig
+from advfilter.pipeline.algorithm1 import initial_assignment, model_names, run_round, set_threads
+from advfilter.core.config import Config
+from advfilter.core.settings import FilterConfig
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
     read_metrics, read_probes, round_assignment, round_file, write_metrics, write_round,
 )
 from advfilter.core.models import resolve_device
 from advfilter.core.store import RunStore
-from advfilter.pool_scoring import ScoreRows, pool_scorer
+from advfilter.pipeline.pool_scoring import ScoreRows, pool_scorer
 from discriminators import Bank, configured
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def _round(cfg: Config, run: RunStore, bank: Bank, r: int, assignment: np.ndarra
 def _cheap_probe(cfg: Config, run: RunStore, r: int) -> dict[str, float]:
     """The tfidf probes on round ``r``'s items, recorded in ``af/probe.jsonl``."""
     from advfilter.core.layout import items
-    from advfilter.probe import record_probe, run_probes
+    from advfilter.gauges.probe import record_probe, run_probes
 
     results = run_probes(list(items(run, r, sources=True)), cfg.probe, ["tfidf"], r)
     for result in results:

@@ -1,6 +1,6 @@
 """Tiny, randomly initialised Hugging Face models built offline, for tests and smoke runs.
 
-``python -m advfilter.tiny --out DIR`` trains a small byte-level BPE tokenizer on the demo
+``python -m advfilter.lm.tiny --out DIR`` trains a small byte-level BPE tokenizer on the demo
 corpus and saves it with a 2-layer ``PhiConfig`` model, so every ``hf:PATH`` code path (the
 same ``from_pretrained`` that loads microsoft/phi-2) can run without a model hub.
 """
@@ -16,7 +16,7 @@ EOT = "<|endoftext|>"
 
 def demo_texts() -> list[str]:
     """The demo corpus's sentences, as tokenizer training text."""
-    from advfilter.demo import DEMO_CORPUS
+    from advfilter.sources.demo import DEMO_CORPUS
 
     corpus = json.loads(DEMO_CORPUS.read_text())
     return [s.strip() for video in corpus.values() for s in video["sentences"]]

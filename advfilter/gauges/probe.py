@@ -20,7 +20,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from advfilter.core.config import Config, ProbeConfig
+from advfilter.core.config import Config
+from advfilter.core.settings import ProbeConfig
 from advfilter.core.errors import InputError, RunError
 from advfilter.core.layout import items, last_round, read_probes, write_probes
 from advfilter.core.registry import Registry
@@ -153,7 +154,7 @@ def _pick(flat_scores: np.ndarray, items: Sequence[Item]) -> np.ndarray:
 @probes.register("encoder")
 def encoder_probe(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[str, np.ndarray]:
     """Picks of a pretrained encoder fine-tuned as a multiple-choice cross-encoder."""
-    from advfilter.probe_encoder import train_and_pick
+    from advfilter.gauges.encoder_probe import train_and_pick
 
     return {"encoder": train_and_pick(train, test, cfg.encoder, cfg.device, cfg.seed)}
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from advfilter.core.progress import progress
 
-from advfilter.core.config import EncoderProbeConfig
+from advfilter.core.settings import EncoderProbeConfig
 from advfilter.core.models import autocast, load_encoder, load_tokenizer, resolve_device
 
 

@@ -18,12 +18,13 @@ import pandas as pd
 from spacy.language import Language
 from advfilter.core.progress import progress
 
-from advfilter.core.config import Config, ContextsConfig
+from advfilter.core.config import Config
+from advfilter.core.settings import ContextsConfig
 from advfilter.core.errors import InputError
 from advfilter.core.nlp import load_pipeline
 from advfilter.core.seeds import derive_seed
 from advfilter.sources import Item, Record, Story, sources
-from advfilter.split import Parsed, analyse
+from advfilter.pipeline.cut import Parsed, analyse
 from advfilter.core.layout import CONTEXTS_FILE, write_contexts
 from advfilter.core.store import RunStore, sha256_file
 
@@ -60,7 +61,7 @@ def skip_reason(s1: Parsed, s2: Parsed, cfg: ContextsConfig) -> str | None:
         return "ctx_a_too_long"
     if s2.sentences != 1:
         return "s2_not_one_sentence"
-    if s2.split is None:
+    if s2.cut is None:
         return "no_subject"
     if s2.ending_words < cfg.min_ending_tokens:
         return "ending_too_short"
@@ -71,7 +72,7 @@ def skip_reason(s1: Parsed, s2: Parsed, cfg: ContextsConfig) -> str | None:
 
 def item_skip_reason(item: Item, cfg: ContextsConfig) -> str | None:
     """Why an item a reader built (WikiHow) makes no context: its ending's length in words.
-    Items that arrive split by someone else (HellaSwag, SWAG, JSONL) are kept as given."""
+    Items that arrive cut by someone else (HellaSwag, SWAG, JSONL) are kept as given."""
     if not item.built:
         return None
     words = len(item.ending.split())
@@ -108,11 +109,11 @@ def free_ending(sentence: str, parsed: Parsed, is_gold: bool, cfg: ContextsConfi
     """The verb phrase of a context's first sentence when no context has that sentence as its
     gold (e.g. a video's first caption) and its length fits an ending; else "". A real,
     on-topic ending that is never an answer: the ``retrieval`` generator draws on these."""
-    if is_gold or parsed.split is None or parsed.sentences != 1:
+    if is_gold or parsed.cut is None or parsed.sentences != 1:
         return ""
     if not cfg.min_ending_tokens <= parsed.ending_words <= cfg.max_ending_tokens:
         return ""
-    return sentence[parsed.split:].strip()
+    return sentence[parsed.cut:].strip()
 
 
 def contexts_from_records(
@@ -147,7 +148,7 @@ def contexts_from_records(
             skipped.update(r for r in reasons if r)
             kept = {i for i, r in enumerate(reasons) if r is None}
             for i in sorted(kept):
-                s2, cut = story.sentences[i + 1], parsed[i + 1].split
+                s2, cut = story.sentences[i + 1], parsed[i + 1].cut
                 ident = f"{story.source}~{Path(story.input_file).stem}~{story.video_id}~{i}"
                 rows.append(_row(story, ident, fold(story), story.sentences[i],
                                  s2[:cut].strip(), s2[cut:].strip(),
@@ -177,7 +178,7 @@ def read_inputs(source: str, inputs: list[Path]) -> list[Record]:
 
 def build_contexts(cfg: Config, run: RunStore, source: str, inputs: list[Path],
                    labels: Path | None = None) -> ContextsSummary:
-    """The contexts stage: read, label, split, filter and write ``RUN_DIR/contexts.parquet``.
+    """The contexts stage: read, label, cut, filter and write ``RUN_DIR/contexts.parquet``.
 
     Activity labels come from ``labels`` (``--labels``), else for ActivityNet videos without
     one from the v1.3 annotation file (fetched once). Reuses the file if the run already

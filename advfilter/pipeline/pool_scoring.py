@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from advfilter.core.config import FilterConfig
+from advfilter.core.settings import FilterConfig
 from advfilter.core.models import resolve_device
 from advfilter.core.store import RunStore
 from discriminators import Bank, Discriminator, score
@@ -35,7 +35,7 @@ class PoolScorer:
         self.bank = Bank.of_run(RunStore(run_root), str(self.device))
 
     def score(self, name: str, state: dict[str, torch.Tensor], rows: np.ndarray) -> np.ndarray:
-        from advfilter.af import build_model
+        from advfilter.pipeline.algorithm1 import build_model
         from discriminators import configured
 
         members = configured(self.cfg.discriminators, self.cfg.discriminator)

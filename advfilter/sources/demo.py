@@ -4,7 +4,7 @@ Every phrase below was written for this project; no caption is copied from a pub
 set. ``make_corpus`` composes videos deterministically from a seed: an opening sentence
 that introduces a person at a place, then 2–4 steps of one activity in their usual order,
 sometimes a closing step shared by all activities. The shipped file is
-``advfilter/data/demo_activitynet.json`` (``python -m advfilter.demo --out FILE`` rewrites it).
+``advfilter/data/demo_activitynet.json`` (``python -m advfilter.sources.demo --out FILE`` rewrites it).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-DEMO_CORPUS = Path(__file__).parent / "data" / "demo_activitynet.json"
+DEMO_CORPUS = Path(__file__).parent.parent / "data" / "demo_activitynet.json"
 
 # (label, places, props, steps in their usual order). {p} = the person's possessive pronoun.
 ACTIVITIES: list[tuple[str, list[str], list[str], list[str]]] = [
@@ -223,7 +223,7 @@ def make_corpus(videos: int = 360, seed: int = 13) -> dict[str, dict]:
 
 
 def main() -> None:
-    """``python -m advfilter.demo --videos N --seed S --out FILE`` writes a demo corpus."""
+    """``python -m advfilter.sources.demo --videos N --seed S --out FILE`` writes a demo corpus."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--videos", type=int, default=360)
     parser.add_argument("--seed", type=int, default=13)

@@ -1,7 +1,7 @@
 """Adversarial Filtering: Algorithm 1 of SWAG, with HellaSwag's options.
 
 State: for every context an *assignment*, ``negatives`` indices into its candidate pool. Each
-round: split contexts at random (train / test); train the discriminators on the train
+round: hold out a part of the contexts (train / test); train the discriminators on the train
 contexts (gold + assigned negatives); score the gold and the whole pool of each test context
 with the driver; replace up to ``max_swaps`` *easy* negatives (scored below the gold) by
 *adversarial* candidates (unassigned, scored above it). With ``also_fool``, the scores of
@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from advfilter.core.config import FilterConfig
+from advfilter.core.settings import FilterConfig
 from advfilter.core.models import resolve_device
 from advfilter.core.seeds import derive_seed
 from discriminators import Bank, Discriminator, Ensemble, configured, fit, score
@@ -150,16 +150,16 @@ def swap(assignment: np.ndarray, gold: np.ndarray, pools: list[np.ndarray], test
     return new, total
 
 
-def split_round(bank: Bank, active: np.ndarray, cfg: FilterConfig, r: int, seed: int,
+def holdout_round(bank: Bank, active: np.ndarray, cfg: FilterConfig, r: int, seed: int,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(test, train) contexts of round ``r``: a random ``test_fraction`` of the contexts, or with
-    ``split: folds`` whole folds, so a negative that is another item's gold (``retrieval``:
+    ``holdout: folds`` whole folds, so a negative that is another item's gold (``retrieval``:
     always of its own fold) is never a gold on the training side. Folds take turns: every
     ``ceil(K / n)`` rounds each of the K folds is tested once (n folds a round, in a seeded
     order per cycle), so no fold is left at its round-0 negatives while another is filtered
     again and again."""
     folds = bank.corpus.folds
-    if cfg.split == "folds" and folds is not None:
+    if cfg.holdout == "folds" and folds is not None:
         ks = np.unique(folds[active])
         n = max(1, min(len(ks) - 1, round(len(ks) * cfg.test_fraction)))
         per_cycle = math.ceil(len(ks) / n)
@@ -201,7 +201,7 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     members = configured(cfg.discriminators, cfg.discriminator)
     device = resolve_device(cfg.device)
     rng = np.random.default_rng(derive_seed(seed, "af", r))
-    test, train = split_round(bank, active, cfg, r, seed, rng)
+    test, train = holdout_round(bank, active, cfg, r, seed, rng)
     n_test = len(test)
     train_rows, test_rows = option_rows(bank, train, assignment), option_rows(bank, test, assignment)
     accuracy, models = {}, {}

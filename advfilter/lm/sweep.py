@@ -26,11 +26,11 @@ from typing import Any, Callable
 
 import yaml
 
-from advfilter.core.config import SweepConfig
+from advfilter.lm.config import SweepConfig
 from advfilter.core.errors import ConfigError
 from advfilter.core.store import RunStore, atomic_path, read_jsonl, write_jsonl
-from advfilter.finetune import finetune_recipe, load_training_docs, plan_steps
-from advfilter.sweep_space import check_space, grid_points, trial_config, trial_count, tune_space
+from advfilter.lm.finetune import finetune_recipe, load_training_docs, plan_steps
+from advfilter.lm.space import check_space, grid_points, trial_config, trial_count, tune_space
 
 EVAL_KEYS = ("step", "eval_loss", "eval_acc", "eval_acc_norm")
 

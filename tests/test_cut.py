@@ -1,22 +1,22 @@
-"""The subject / verb-phrase split of the second sentence, on a real spaCy parser."""
+"""The subject / verb-phrase cut of the second sentence, on a real spaCy parser."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from advfilter.split import analyse
+from advfilter.pipeline.cut import analyse
 
 
 def norm(text):
     return re.sub(r"\s+", " ", re.sub(r"\s+([,.!?;:])", r"\1", text)).strip().lower()
 
 
-def split(nlp, sentence):
+def cut(nlp, sentence):
     parsed = analyse(nlp(sentence))
-    if parsed.split is None:
+    if parsed.cut is None:
         return None
-    return sentence[:parsed.split].strip(), sentence[parsed.split:].strip()
+    return sentence[:parsed.cut].strip(), sentence[parsed.cut:].strip()
 
 
 @pytest.mark.parametrize("sentence, subject, ending", [
@@ -31,14 +31,14 @@ def split(nlp, sentence):
     # prepositional modifiers are part of the subject
     ("The woman in the red shirt jumps over the bar.", "The woman in the red shirt",
      "jumps over the bar."),
-    # leading adverbials stay before the split, as in HellaSwag's ctx_b
+    # leading adverbials stay before the cut, as in HellaSwag's ctx_b
     ("Then, the girl runs down the track quickly.", "Then, the girl", "runs down the track quickly."),
     ("Afterwards the man does not stop talking to the camera.", "Afterwards the man",
      "does not stop talking to the camera."),
     ("He lifts the heavy box onto the truck.", "He", "lifts the heavy box onto the truck."),
 ])
-def test_split_subject_from_verb_phrase(nlp, sentence, subject, ending):
-    assert split(nlp, sentence) == (subject, ending)
+def test_the_cut_separates_subject_from_verb_phrase(nlp, sentence, subject, ending):
+    assert cut(nlp, sentence) == (subject, ending)
 
 
 @pytest.mark.parametrize("sentence, subject, ending", [
@@ -57,10 +57,10 @@ def test_split_subject_from_verb_phrase(nlp, sentence, subject, ending):
     ("Then pour the batter into the pan.", "Then", "pour the batter into the pan."),
 ])
 def test_multi_clause_and_mistagged_sentences_end_at_the_first_clauses_verb_phrase(nlp, sentence, subject, ending):
-    assert split(nlp, sentence) == (subject, ending)
+    assert cut(nlp, sentence) == (subject, ending)
 
 
-def test_split_agrees_with_hellaswags_on_real_captions(nlp, anet_dev):
+def test_the_cut_agrees_with_hellaswags_on_real_captions(nlp, anet_dev):
     """On the calibration captions, at least 96 % of second sentences are cut where
     HellaSwag cut them (or keep with the subject a leading adverbial HellaSwag cut off)."""
     import json
@@ -72,8 +72,8 @@ def test_split_agrees_with_hellaswags_on_real_captions(nlp, anet_dev):
     agree = 0
     for r, text, doc in zip(rows, texts, nlp.pipe(texts)):
         parsed = analyse(doc)
-        if parsed.split is not None:
-            ours, theirs = norm(text[parsed.split:]), norm(r["gold"])
+        if parsed.cut is not None:
+            ours, theirs = norm(text[parsed.cut:]), norm(r["gold"])
             agree += bool(ours) and theirs.endswith(ours)
     assert agree / len(rows) >= 0.96
 
@@ -82,13 +82,13 @@ def test_split_agrees_with_hellaswags_on_real_captions(nlp, anet_dev):
     "A close up of a bowl of soup.",      # no verb, no subject
     "Pick up the brush and paint.",       # imperative: no subject, no opening adverb
 ])
-def test_no_subject_gives_no_split(nlp, sentence):
-    assert split(nlp, sentence) is None
+def test_no_subject_gives_no_cut(nlp, sentence):
+    assert cut(nlp, sentence) is None
 
 
-def test_two_sentences_are_counted_and_not_split(nlp):
+def test_two_sentences_are_counted_and_not_cut(nlp):
     parsed = analyse(nlp("The man sits down. He opens a book on the table."))
-    assert (parsed.sentences, parsed.split) == (2, None)
+    assert (parsed.sentences, parsed.cut) == (2, None)
 
 
 def test_word_counts_leave_out_punctuation(nlp):

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from advfilter.core.config import Config
 from advfilter.core.layout import SPLITS, items
-from advfilter.core.store import RunStore, atomic_path, write_json, write_jsonl
+from advfilter.core.store import RunStore, atomic_path, write_jsonl
 
 
 LM_EVAL_UTILS = '''"""Preprocessing for this task, as lm-evaluation-harness's hellaswag task does it."""
@@ -153,7 +153,7 @@ def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
         records = list(items(run, e.round, e.split))
     dropped = 0
     if e.decontaminate:
-        from advfilter.contamination import flagged_ids
+        from advfilter.gauges.contamination import flagged_ids
 
         flagged = flagged_ids(Path(e.decontaminate))
         dropped = sum(r["context_id"] in flagged for r in records)
@@ -169,5 +169,5 @@ def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
     else:
         n = sum(write_hf(iter(records), out, name, cfg.generate.generator).values())
     run.manifest.setdefault("exports", {})[str(out)] = {"export": e.model_dump(), "items": n}
-    write_json(run.manifest_path, run.manifest)
+    run.save_manifest()
     return ExportSummary(n, name, splits, dropped)

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 import yaml
 
-from advfilter.core.config import FinetuneConfig
+from advfilter.lm.config import FinetuneConfig
 from advfilter.core.errors import ConfigError, RunError
 from advfilter.core.lm import continuation_logprobs
 from advfilter.core.models import load_causal_lm
 from advfilter.core.seeds import derive_seed
 from advfilter.core.store import RunStore, atomic_dir, atomic_path, write_json, write_jsonl
-from advfilter.evaluate import Doc, Scorer, batches, summarize
+from advfilter.lm.evaluate import Doc, Scorer, batches, summarize
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def load_training_docs(data: Path | RunStore, eval_data: Path | None) -> tuple[l
     JSONL: records whose ``split`` is ``train`` train (all records if none is marked), those
     marked ``validation``/``val`` validate unless ``eval_data`` is given.
     """
-    from advfilter.evaluate import read_docs, run_docs, to_doc
+    from advfilter.lm.evaluate import read_docs, run_docs, to_doc
 
     if isinstance(data, RunStore):
         return run_docs(data, "train"), read_docs(eval_data) if eval_data else run_docs(data, "validation")

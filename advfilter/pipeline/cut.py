@@ -23,13 +23,13 @@ VERB_RIGHTS = frozenset({"prep", "dobj", "advcl", "prt", "conj", "acl", "xcomp",
 class Parsed:
     """What context building needs to know of one parsed sentence.
 
-    ``split`` is the character offset where the verb phrase starts (None: no subject found
+    ``cut`` is the character offset where the verb phrase starts (None: no subject found
     before the main verb); ``ending_words`` counts the words from there on.
     """
 
     words: int
     sentences: int
-    split: int | None
+    cut: int | None
     ending_words: int
 
 
@@ -94,7 +94,7 @@ def verb_phrase_start(doc: Doc) -> int | None:
 
 
 def analyse(doc: Doc) -> Parsed:
-    """Word count, sentence count and subject/VP split of a parsed sentence."""
+    """Word count, sentence count and subject/VP cut of a parsed sentence."""
     sentences = sum(1 for _ in doc.sents)
     start = verb_phrase_start(doc) if sentences == 1 else None
     if start is None:

@@ -1,0 +1,65 @@
+"""Manifests written by older versions, brought to today's layout when a run is opened.
+
+A run records its config and, per stage, the settings its outputs depend on, with their
+fingerprint. When a setting is renamed or moves, an older run's record is rewritten here, so
+it still opens, is reused and extends as before. Each step is the whole of one change:
+
+1. (December 2026) ``filter.split`` became ``filter.holdout`` and
+   ``sources.activitynet.split`` became ``sources.activitynet.captions`` ("split" now means
+   train / validation / test only); the candidates stage records the sections of the
+   generators it ran only (it recorded ``lstm``, ``hf`` and ``retrieval`` whatever ran).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+LAYOUT = 2  # the manifest layout this version writes (``manifest["layout"]``)
+
+# Layout 1's generator sections, and which spec parts ran each.
+_V1_SECTIONS = {"lstm": ("lstm",), "retrieval": ("retrieval",), "hf": ("phi2", "hf")}
+
+
+def _rename(tree: dict[str, Any] | None, section: str, old: str, new: str) -> None:
+    node = tree
+    for part in section.split(".") if section else []:
+        node = (node or {}).get(part)
+    if isinstance(node, dict) and old in node:
+        node[new] = node.pop(old)
+
+
+def _v1_generate(settings: dict[str, Any]) -> dict[str, Any]:
+    ran = {part.strip().partition(":")[0] for part in str(settings.get("generator", "")).split(",")}
+    return {k: v for k, v in settings.items()
+            if k not in _V1_SECTIONS or ran & set(_V1_SECTIONS[k])}
+
+
+def _from_v1(manifest: dict[str, Any]) -> None:
+    config = manifest.get("config")
+    _rename(config, "filter", "split", "holdout")
+    _rename(config, "sources.activitynet", "split", "captions")
+    stages = manifest.get("stages", {})
+    candidates = stages.get("candidates", {}).get("depends_on", {})
+    if "generate" in candidates:
+        candidates["generate"] = _v1_generate(candidates["generate"])
+    _rename(stages.get("filter", {}).get("depends_on"), "filter", "split", "holdout")
+
+
+def upgrade(manifest: dict[str, Any], fingerprint: Any) -> dict[str, Any]:
+    """``manifest`` in today's layout (a copy; the same object when it already is). Stage
+    fingerprints are recomputed with ``fingerprint`` (the store's), upstream first, so a
+    stage that depends on an upgraded one still matches it."""
+    if not manifest or manifest.get("layout", 1) >= LAYOUT:
+        return manifest
+    manifest = copy.deepcopy(manifest)
+    _from_v1(manifest)
+    stages = manifest.get("stages", {})
+    for name, upstream in (("contexts", None), ("candidates", "contexts"), ("filter", "candidates")):
+        entry = stages.get(name)
+        if entry is None:
+            continue
+        if upstream in stages:
+            entry["depends_on"][upstream] = stages[upstream]["fingerprint"]
+        entry["fingerprint"] = fingerprint(entry["depends_on"])
+    manifest["layout"] = LAYOUT
+    return manifest

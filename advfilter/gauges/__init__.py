@@ -1,0 +1,1 @@
+"""How good the items are, measured from outside the loop: probes and contamination checks."""

@@ -1,0 +1,1 @@
+"""Causal LMs on the built items: zero-shot evaluation, LoRA fine-tuning, its report, sweeps."""
