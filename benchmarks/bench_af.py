@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from advfilter.pipeline.algorithm1 import initial_assignment, run_round
-from advfilter.core.settings import FilterConfig
 from advfilter.core.layout import LM_COLUMNS, Rows, read_rows, write_metrics, write_round
+from advfilter.core.models import resolve_device
+from advfilter.core.settings import FilterConfig
 from advfilter.core.store import RunStore
-from discriminators import Bank, configured
+from advfilter.pipeline.algorithm1 import Members, initial_assignment, run_round
+from discriminators import Bank
 from discriminators.inputs import Arrays, Corpus, Input
 
 WORDS = "the a man woman boy girl ball rope cake dog runs jumps picks puts holds throws " \
@@ -53,7 +54,7 @@ def synthetic_bank(contexts: int, pool: int, cfg: FilterConfig, seed: int = 0) -
 
 def build_inputs(bank: Bank, cfg: FilterConfig) -> Bank:
     """Build every input the chosen discriminators need; POS tags are made up from word ids."""
-    for _, cls, member_cfg in configured(cfg.discriminators, cfg.discriminator):
+    for _, cls, member_cfg in Members.of(cfg).chosen:
         for inp in cls.needs(member_cfg):
             if inp.feature == "pos":
                 words = bank.get(Input("words")).rows["words"]
@@ -71,7 +72,7 @@ def one_round(bank: Bank, cfg: FilterConfig, root: Path) -> dict[str, float]:
     assignment = initial_assignment(bank.pool_sizes, cfg.negatives, seed=0)
     active = np.flatnonzero(assignment[:, 0] >= 0)
     start = time.perf_counter()
-    result = run_round(1, bank, assignment, active, cfg, seed=0)
+    result = run_round(1, bank, assignment, active, cfg, Members.of(cfg), resolve_device(cfg.device), seed=0)
     write_round(run, 1, bank.context_ids, result.assignment)
     write_metrics(run, [result.metrics])
     round_s = time.perf_counter() - start

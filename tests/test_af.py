@@ -211,11 +211,16 @@ def test_an_ending_guard_swaps_less_and_must_be_a_chosen_discriminator(generated
     run_filter(guarded, **settings, **{"filter.ending_guard": "bow"})
     swaps = [[m["swaps"] for m in read_metrics(run)] for run in (free, guarded)]
     assert swaps[1][0] < swaps[0][0]  # round 1 starts from the same assignment
+    from advfilter.pipeline.algorithm1 import Members
     from advfilter.pipeline.filter import filter_settings
 
+    def recorded(overrides):
+        f = load_config(None, overrides).filter
+        return filter_settings(f, Members.of(f))
+
     guard = {"filter.ending_guard": "bow"}  # unset, it leaves runs filtered before it alone
-    assert "ending_guard" not in filter_settings(load_config(None, settings).filter)
-    assert filter_settings(load_config(None, {**settings, **guard}).filter)["ending_guard"] == "bow"
+    assert "ending_guard" not in recorded(settings)
+    assert recorded({**settings, **guard})["ending_guard"] == "bow"
     with pytest.raises(ConfigError, match="ending_guard 'mlp' is not one of the discriminators"):
         load_config(None, {"filter.ending_guard": "mlp"})
 

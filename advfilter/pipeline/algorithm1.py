@@ -23,12 +23,38 @@ import numpy as np
 import torch
 
 from advfilter.core.settings import FilterConfig
-from advfilter.core.models import resolve_device
 from advfilter.core.seeds import derive_seed
 from discriminators import Bank, Discriminator, Ensemble, configured, fit, score
 
 log = logging.getLogger(__name__)
-Members = list[tuple[str, type[Discriminator], Any]]  # (name, class, its config)
+
+
+@dataclass(frozen=True)
+class Members:
+    """The models a filter run trains each round, resolved once from ``filter``: each chosen
+    discriminator's class and validated config, and the ensemble's config when there are two
+    or more. An unknown name or key raises ConfigError here, before anything is recorded."""
+
+    chosen: tuple[tuple[str, type[Discriminator], Any], ...]
+    ensemble: Any
+
+    @classmethod
+    def of(cls, cfg: FilterConfig) -> "Members":
+        return cls(tuple(configured(cfg.discriminators, cfg.discriminator)), cfg.ensemble)
+
+    @property
+    def names(self) -> list[str]:
+        """The chosen ones, plus their joint ensemble when there are several."""
+        names = [name for name, _, _ in self.chosen]
+        return [*names, "ensemble"] if len(names) > 1 else names
+
+    def build(self, name: str, bank: Bank, seed: int) -> Discriminator:
+        """A fresh model called ``name``, its weights initialised from ``seed`` alone."""
+        torch.manual_seed(seed)
+        if name == "ensemble":
+            return Ensemble(bank, self.ensemble, [(c, member_cfg) for _, c, member_cfg in self.chosen])
+        _, c, member_cfg = next(m for m in self.chosen if m[0] == name)
+        return c(bank, member_cfg)
 
 
 @dataclass
@@ -57,20 +83,6 @@ def option_rows(bank: Bank, contexts: np.ndarray, assignment: np.ndarray) -> np.
     """Bank rows of each context's options: the gold in column 0, then its assigned negatives."""
     start = bank.offsets[contexts]
     return np.concatenate([start[:, None], start[:, None] + 1 + assignment[contexts]], axis=1)
-
-
-def model_names(cfg: FilterConfig) -> list[str]:
-    """The discriminators trained each round: the chosen ones, plus their joint ensemble."""
-    return [*cfg.discriminators, "ensemble"] if len(cfg.discriminators) > 1 else list(cfg.discriminators)
-
-
-def build_model(name: str, bank: Bank, cfg: FilterConfig, members: Members, seed: int) -> Discriminator:
-    """A fresh discriminator, its weights initialised from ``seed`` alone."""
-    torch.manual_seed(seed)
-    if name == "ensemble":
-        return Ensemble(bank, cfg.ensemble, [(cls, c) for _, cls, c in members])
-    _, cls, member_cfg = next(m for m in members if m[0] == name)
-    return cls(bank, member_cfg)
 
 
 def swap_count(cfg: FilterConfig, accuracy: float) -> int:
@@ -188,27 +200,27 @@ def gold_and_pools(flat: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, list
 
 
 def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cfg: FilterConfig,
-              seed: int, progress: Callable[[str], None] = lambda _: None,
+              members: Members, device: torch.device, seed: int,
+              progress: Callable[[str], None] = lambda _: None,
               score_rows: Callable[[str, Discriminator, np.ndarray], np.ndarray] | None = None
               ) -> RoundResult:
-    """One round of Algorithm 1 over the ``active`` contexts (bank indices with a full pool).
+    """One round of Algorithm 1 over the ``active`` contexts (bank indices with a full pool),
+    training ``members`` on ``device``.
 
     ``assignment`` has a row per bank context; rows of inactive contexts are never read.
     ``progress`` is called before each model trains and before the pools are scored;
     ``score_rows(name, model, rows)`` scores the pools (default: in this process).
     """
     timings = {"train_s": 0.0, "score_s": 0.0}
-    members = configured(cfg.discriminators, cfg.discriminator)
-    device = resolve_device(cfg.device)
     rng = np.random.default_rng(derive_seed(seed, "af", r))
     test, train = holdout_round(bank, active, cfg, r, seed, rng)
     n_test = len(test)
     train_rows, test_rows = option_rows(bank, train, assignment), option_rows(bank, test, assignment)
     accuracy, models = {}, {}
-    for name in model_names(cfg):
+    for name in members.names:
         progress(f"round {r}: training {name}")
         t = time.perf_counter()
-        models[name] = model = build_model(name, bank, cfg, members, derive_seed(seed, "af", r, name, "init"))
+        models[name] = model = members.build(name, bank, derive_seed(seed, "af", r, name, "init"))
         fit(model, bank, train_rows, derive_seed(seed, "af", r, name), device)
         t2 = time.perf_counter()
         accuracy[name] = float((score(model, bank, test_rows).argmax(1) == 0).mean())

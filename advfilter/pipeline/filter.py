@@ -7,19 +7,20 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from advfilter.core.progress import progress
+import torch
 
-from advfilter.pipeline.algorithm1 import initial_assignment, model_names, run_round, set_threads
 from advfilter.core.config import Config
-from advfilter.core.settings import FilterConfig
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
     read_metrics, read_probes, round_assignment, round_file, write_metrics, write_round,
 )
 from advfilter.core.models import resolve_device
+from advfilter.core.progress import progress
+from advfilter.core.settings import FilterConfig
 from advfilter.core.store import RunStore
+from advfilter.pipeline.algorithm1 import Members, initial_assignment, run_round, set_threads
 from advfilter.pipeline.pool_scoring import ScoreRows, pool_scorer
-from discriminators import Bank, configured
+from discriminators import Bank
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +65,14 @@ def stop_reason(metrics: list[dict[str, Any]], f: FilterConfig, probes: list[dic
     return ""
 
 
-def filter_settings(f: FilterConfig) -> dict[str, Any]:
+def filter_settings(f: FilterConfig, members: Members) -> dict[str, Any]:
     """What the filter stage's results depend on: the config without the speed and stopping
     knobs, each chosen discriminator's section resolved (defaults filled in), others left out.
     Options left unset (None) are left out too, so adding one keeps older runs' settings.
-
-    Raises ConfigError for an unknown discriminator name or key, before anything is recorded.
     """
-    members = configured(f.discriminators, f.discriminator)
     settings = f.model_dump(exclude_none=True, exclude={"rounds", "threads", "min_changed", "device", "discriminator",
                                      "stop", "probe_every", "score_workers"})
-    settings["discriminator"] = {name: c.model_dump() for name, _, c in members}
+    settings["discriminator"] = {name: c.model_dump() for name, _, c in members.chosen}
     return settings
 
 
@@ -87,13 +85,25 @@ def _completed_rounds(run: RunStore) -> tuple[int, list[dict[str, Any]]]:
     return last, metrics[:last]
 
 
-def prepare_bank(cfg: FilterConfig, run: RunStore) -> Bank:
+def prepare_bank(members: Members, run: RunStore, device: torch.device) -> Bank:
     """The run's bank with every input the chosen discriminators need already built."""
-    bank = Bank.of_run(run, str(resolve_device(cfg.device)))
-    for _, cls, member_cfg in configured(cfg.discriminators, cfg.discriminator):
+    bank = Bank.of_run(run, str(device))
+    for _, cls, member_cfg in members.chosen:
         for inp in cls.needs(member_cfg):
             bank.get(inp)
     return bank
+
+
+@dataclass(frozen=True)
+class Loop:
+    """What every round of one filter run shares, resolved once: the config, the models, the
+    device they train on, the bank and the pool scorer."""
+
+    cfg: Config
+    members: Members
+    device: torch.device
+    bank: Bank
+    score_rows: ScoreRows
 
 
 def adversarial_filter(cfg: Config, run: RunStore,
@@ -104,7 +114,8 @@ def adversarial_filter(cfg: Config, run: RunStore,
     ``filter.score_workers`` or ``ray_address``."""
     start = time.perf_counter()
     f = cfg.filter
-    stage = run.open_stage("filter", {"seed": cfg.seed, "filter": filter_settings(f)},
+    members = Members.of(f)  # a bad name or key fails here, before the stage is recorded
+    stage = run.open_stage("filter", {"seed": cfg.seed, "filter": filter_settings(f, members)},
                            after="candidates", hint="run advfilter generate first")
     stopped = stop_reason(read_metrics(run), f, read_probes(run)) if stage.done else ""
     if stage.done and (stage.done["rounds"] >= f.rounds or stopped):
@@ -113,7 +124,8 @@ def adversarial_filter(cfg: Config, run: RunStore,
                              0.0, reused=True, stopped=stopped)
     stage.begin()
     set_threads(f)
-    bank = prepare_bank(f, run)
+    device = resolve_device(f.device)
+    bank = prepare_bank(members, run, device)
     if not run.path(round_file(0)).exists():
         write_round(run, 0, bank.context_ids, initial_assignment(bank.pool_sizes, f.negatives, cfg.seed))
     last, metrics = _completed_rounds(run)
@@ -123,9 +135,10 @@ def adversarial_filter(cfg: Config, run: RunStore,
         raise RunError(f"{run.root}: fewer than 2 contexts have {f.negatives} candidates to filter")
     r, stopped = last, stop_reason(metrics, f, read_probes(run))
     with pool_scorer(f, run, bank, ray_address) as score_rows:
+        loop = Loop(cfg, members, device, bank, score_rows)
         while r < f.rounds and not stopped:
             r += 1
-            metrics.append(_round(cfg, run, bank, r, assignment, active, score_rows, metrics))
+            metrics.append(_round(loop, run, r, assignment, active, metrics))
             assignment = round_assignment(run, r)
             on_round(metrics[-1])
             stopped = stop_reason(metrics, f, read_probes(run))
@@ -136,13 +149,14 @@ def adversarial_filter(cfg: Config, run: RunStore,
     return summary
 
 
-def _round(cfg: Config, run: RunStore, bank: Bank, r: int, assignment: np.ndarray,
-           active: np.ndarray, score_rows: ScoreRows, history: list[dict[str, Any]]) -> dict[str, Any]:
+def _round(loop: Loop, run: RunStore, r: int, assignment: np.ndarray, active: np.ndarray,
+           history: list[dict[str, Any]]) -> dict[str, Any]:
     """Round ``r`` run and written (assignment, then the metrics lines: ``history`` + its own);
     its metrics."""
-    f = cfg.filter
-    with progress(total=len(model_names(f)) + 1, desc=f"round {r}", leave=False) as bar:
-        result = run_round(r, bank, assignment, active, f, cfg.seed, score_rows=score_rows,
+    cfg, f, bank = loop.cfg, loop.cfg.filter, loop.bank
+    with progress(total=len(loop.members.names) + 1, desc=f"round {r}", leave=False) as bar:
+        result = run_round(r, bank, assignment, active, f, loop.members, loop.device, cfg.seed,
+                           score_rows=loop.score_rows,
                            progress=lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
     metrics = {**result.metrics, "below_chance": below_chance(result.metrics["accuracy"], f)}
     write_round(run, r, bank.context_ids, result.assignment, result.scores)

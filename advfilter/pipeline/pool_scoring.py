@@ -19,6 +19,7 @@ import torch
 from advfilter.core.settings import FilterConfig
 from advfilter.core.models import resolve_device
 from advfilter.core.store import RunStore
+from advfilter.pipeline.algorithm1 import Members
 from discriminators import Bank, Discriminator, score
 
 
@@ -26,20 +27,18 @@ ScoreRows = Callable[[str, Discriminator, np.ndarray], np.ndarray]
 
 
 class PoolScorer:
-    """A Ray actor: the run's bank, and discriminators rebuilt from weights to score rows."""
+    """A Ray actor: the run's bank, and discriminators rebuilt from weights to score rows. Its
+    device is resolved where it runs (a GPU node's actor uses its GPU), once."""
 
     def __init__(self, run_root: str, cfg_json: str, threads: int) -> None:
         torch.set_num_threads(threads)
-        self.cfg = FilterConfig.model_validate_json(cfg_json)
-        self.device = resolve_device(self.cfg.device)
+        cfg = FilterConfig.model_validate_json(cfg_json)
+        self.members = Members.of(cfg)
+        self.device = resolve_device(cfg.device)
         self.bank = Bank.of_run(RunStore(run_root), str(self.device))
 
     def score(self, name: str, state: dict[str, torch.Tensor], rows: np.ndarray) -> np.ndarray:
-        from advfilter.pipeline.algorithm1 import build_model
-        from discriminators import configured
-
-        members = configured(self.cfg.discriminators, self.cfg.discriminator)
-        model = build_model(name, self.bank, self.cfg, members, seed=0)
+        model = self.members.build(name, self.bank, seed=0)
         model.load_state_dict(state)
         return score(model.to(self.device).eval(), self.bank, rows)
 
