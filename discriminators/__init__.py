@@ -6,10 +6,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from advfilter.core.errors import ConfigError
-from discriminators import aflite, bert, bilstm, bow, cnn, mlp  # noqa: F401  (registration)
+from advfilter.core.registry import import_modules
 from discriminators.bank import Bank
 from discriminators.base import Discriminator, DiscriminatorConfig, discriminators, fit, score
 from discriminators.ensemble import Ensemble
+
+import_modules(__name__, __path__)
 
 
 def configured(names: list[str],

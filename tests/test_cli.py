@@ -1,10 +1,12 @@
 """The command line: the generate contract, one-line errors with exit code 2, honest stubs."""
 from __future__ import annotations
 
+import click
 import pandas as pd
 import pytest
 
 from advfilter.cli import expand_multi_value, main
+from advfilter.cli.options import SettingOption, shown, default_of, shortcuts
 from advfilter.sources.demo import DEMO_CORPUS
 from conftest import anet_video
 
@@ -67,8 +69,39 @@ def test_bad_override_is_one_line_and_exit_2(runner, write, tmp_path):
     assert result.exit_code == 2 and "contexts.fold" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["generate"], ["filter"], ["export"], ["report"],
-                                     ["annotate"], ["finetune-phi2"], ["evaluate"], ["compare"]])
-def test_every_command_has_help(runner, command):
+def command_paths(group: click.Group = main, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and subcommand of the CLI, as the words that call it."""
+    paths = [prefix]
+    for name, command in sorted(group.commands.items()):
+        paths += command_paths(command, (*prefix, name)) if isinstance(command, click.Group) else [(*prefix, name)]
+    return paths
+
+
+@pytest.mark.parametrize("command", command_paths(), ids=lambda c: " ".join(c) or "advfilter")
+def test_every_command_and_subcommand_has_help(runner, command):
     result = runner.invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize("command", command_paths(), ids=lambda c: " ".join(c) or "advfilter")
+def test_a_setting_flag_shows_its_config_key_and_the_default_of_that_key(runner, command):
+    target = main
+    for word in command:
+        target = target.commands[word]
+    for option in (p for p in target.params if isinstance(p, SettingOption)):
+        record = " ".join(option.get_help_record(click.Context(target))[1].split())
+        default = " ".join(shown(default_of(option.schema, option.key)).split())
+        assert f"(config: {option.key}; default {default})" in record, record
+
+
+def test_help_names_the_config_default_and_the_registry(runner):
+    help_text = " ".join(runner.invoke(main, ["filter", "--help"]).stdout.split())
+    assert "(config: filter.max_swaps; default 3)" in help_text
+    assert "One of: aflite, bert, bilstm, bow, cnn, mlp." in help_text
+
+
+def test_generate_split_is_the_older_name_of_captions():
+    command = main.commands["generate"]
+    for flag in ("--captions", "--split"):
+        ctx = command.make_context("generate", [flag, "val_2"])
+        assert shortcuts(ctx) == {"sources.activitynet.captions": "val_2"}

@@ -110,3 +110,52 @@ def test_override_values_are_parsed_as_yaml():
     assert parse_override("contexts.spacy_fallbacks=[a, b]") == ("contexts.spacy_fallbacks", ["a", "b"])
     with pytest.raises(ConfigError, match="expected section.key=value"):
         parse_override("contexts.folds")
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def built_in_default(key: str):
+    """The default of dotted ``key``, through generator and discriminator sections."""
+    parts = key.split(".")
+    if parts[0] == "generate" and parts[1] in generators.names():
+        value, rest = generators.get(parts[1]).Config(), parts[2:]
+    elif parts[:2] == ["filter", "discriminator"]:
+        value, rest = discriminators.get(parts[2]).Config(), parts[3:]
+    else:
+        value, rest = Config(), parts
+    for part in rest:
+        value = getattr(value, part)
+    return value
+
+
+def readme_defaults() -> list[tuple[str, str]]:
+    """(key, default) of each row of the README's tables headed ``| setting | default |``."""
+    rows, in_table = [], False
+    for line in README.read_text().splitlines():
+        if line.startswith("| setting | default |"):
+            in_table = True
+        elif not line.startswith("|"):
+            in_table = False
+        elif in_table and not line.startswith("|---"):
+            key, default = (cell.strip().strip("`") for cell in line.split("|")[1:3])
+            rows.append((key, default))
+    return rows
+
+
+def test_the_readme_has_a_table_of_defaults():
+    assert len(readme_defaults()) >= 10
+
+
+@pytest.mark.parametrize("key,default", readme_defaults(), ids=[k for k, _ in readme_defaults()])
+def test_the_readme_tables_of_defaults_match_the_config(key, default):
+    assert yaml.safe_load(default) == built_in_default(key)
+
+
+def test_default_yaml_documents_every_component_with_settings():
+    tree = yaml.safe_load((Path(__file__).parent.parent / "configs" / "default.yaml").read_text())
+    for name in generators.names():
+        if generators.get(name).Config.model_fields:
+            assert name in tree["generate"], f"configs/default.yaml: no generate.{name} section"
+    for name in discriminators.names():
+        assert name in tree["filter"]["discriminator"], f"configs/default.yaml: no filter.discriminator.{name}"

@@ -1,5 +1,6 @@
-"""Runs written by older versions of advfilter still open: their stages are reused, extended,
-exported, reported and probed as if this version had written them."""
+"""Runs and sweep folders written by older versions of advfilter still open: a run's stages are
+reused, extended, exported, reported and probed as if this version had written them; a
+sweep's Tune state restores and its trials compare."""
 from __future__ import annotations
 
 import json
@@ -43,3 +44,21 @@ def test_an_old_run_exports_reports_and_probes(runner, old_run, tmp_path):
         assert result.exit_code == 0, (args, result.output)
     items = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(items) == 39 and {len(i["endings"]) for i in items} == {4}
+
+
+OLD_SWEEP = Path(__file__).parent / "fixtures" / "sweep-2026-11"
+
+
+def test_an_old_sweep_folder_restores_its_trials_and_compares(runner, tmp_path):
+    from advfilter.lm.results import best_result, read_results
+    from advfilter.lm.sweep import _trial, restore_tuner
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(OLD_SWEEP, sweep)
+    results = restore_tuner(sweep / "tune", _trial).get_results()  # Tune's pickles name old modules
+    assert sorted(r.config["lr"] for r in results) == [0.001, 0.01]
+    rows = read_results(sweep)
+    assert best_result(rows, "eval_loss", "min")["config"] == {"lr": 0.01}
+    trials = sorted(str(p) for p in (sweep / "trials").iterdir())
+    result = runner.invoke(main, ["compare", *trials])
+    assert result.exit_code == 0 and "eval_acc_norm" in result.output

@@ -15,6 +15,7 @@ import click
 from advfilter.cli.options import shortcuts
 from advfilter.core.config import Config, load_config, parse_override
 from advfilter.core.errors import AdvfilterError, RunError
+from advfilter.core.registry import import_modules
 from advfilter.core.store import RunStore
 
 # Options that take one or more values (``--input a.json b.json``), which click cannot express.
@@ -93,13 +94,4 @@ SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Dotted config override, e.g. --set filter.driver=best (repeatable).")
 
 
-def _register_commands() -> None:
-    """Import every module of this package: each adds its commands to ``main``."""
-    import importlib
-    import pkgutil
-
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-
-
-_register_commands()
+import_modules(__name__, __path__)  # each module adds its commands to ``main``

@@ -65,35 +65,27 @@ def _print_pull(s) -> None:
         click.echo(f"human accuracy: {s.human_accuracy:.3f} over {s.human_answers} answers")
 
 
-def _pull(ctx: click.Context, run_dir: Path | None, url: str | None, config_file: Path | None,
-          overrides: tuple[str, ...], write: bool) -> None:
-    from annotation.client import Server
-    from annotation.workflow import pull as do_pull
+def _pull_command(write: bool, doc: str) -> click.Command:
+    """``pull`` (``write``: records answers and decisions) or ``status`` (reads only)."""
+    @RUN
+    @_URL
+    @CONFIG
+    @SET
+    @click.pass_context
+    def command(ctx: click.Context, run_dir: Path | None, url: str | None, config_file: Path | None,
+                overrides: tuple[str, ...]) -> None:
+        from annotation.client import Server
+        from annotation.workflow import pull as do_pull
 
-    run = RunStore(resolve_run(run_dir))
-    cfg = run_config(run, config_file, overrides_of(ctx, overrides)).annotate
-    _print_pull(do_pull(run, Server(url), write=write, cfg=cfg))
+        run = RunStore(resolve_run(run_dir))
+        cfg = run_config(run, config_file, overrides_of(ctx, overrides)).annotate
+        _print_pull(do_pull(run, Server(url), write=write, cfg=cfg))
 
-
-@annotate.command()
-@RUN
-@_URL
-@CONFIG
-@SET
-@click.pass_context
-def pull(ctx: click.Context, run_dir: Path, url: str | None, config_file: Path | None,
-         overrides: tuple[str, ...]) -> None:
-    """Fetch answers into annotations.jsonl, decide keep / drop / re-annotate per item."""
-    _pull(ctx, run_dir, url, config_file, overrides, write=True)
+    command.__doc__ = doc
+    return command
 
 
-@annotate.command()
-@RUN
-@_URL
-@CONFIG
-@SET
-@click.pass_context
-def status(ctx: click.Context, run_dir: Path, url: str | None, config_file: Path | None,
-           overrides: tuple[str, ...]) -> None:
-    """Tasks pushed, annotated, and agreement so far (writes nothing)."""
-    _pull(ctx, run_dir, url, config_file, overrides, write=False)
+annotate.command(name="pull")(_pull_command(
+    True, "Fetch answers into annotations.jsonl, decide keep / drop / re-annotate per item."))
+annotate.command(name="status")(_pull_command(
+    False, "Tasks pushed, annotated, and agreement so far (writes nothing)."))

@@ -173,7 +173,7 @@ def compare(runs: tuple[Path, ...], baseline: Path | None, out_file: Path | None
     """Fine-tuning runs (their --out folders) side by side: `compare A B`, or
     `compare --baseline BASE A [B ...]` as Markdown."""
     from advfilter.core.store import atomic_path
-    from advfilter.lm.finetune import compare_markdown, compare_table
+    from advfilter.lm.compare import compare_markdown, compare_table
 
     if baseline is None:
         if len(runs) != 2:
@@ -212,7 +212,8 @@ def sweep(ctx: click.Context, data: Path | None, run_dir: Path | None, eval_data
     and OUT/best.yaml (ready for `finetune-phi2 --config`); a killed sweep resumes when the
     same command is run again."""
     from advfilter.core.progress import progress
-    from advfilter.lm.sweep import SweepData, read_results, results_table, sweep as run_sweep, trial_line
+    from advfilter.lm.results import read_results, results_table, trial_line
+    from advfilter.lm.sweep import SweepData, sweep as run_sweep
     from advfilter.lm.space import planned_trials
 
     if data is not None and run_dir is not None:

@@ -37,7 +37,8 @@ def default_of(schema: type[BaseModel], key: str) -> Any:
     return value
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A default as help shows it (none, true, a,b)."""
     if value is None:
         return "none"
     if isinstance(value, bool):
@@ -68,8 +69,8 @@ class SettingOption(click.Option):
                  **kwargs: Any) -> None:
         field = field_of(schema, key)
         text = text or field.description or ""
-        self.key, self.text, self.names = key, text[:1].upper() + text[1:], names
-        self.default_text = _shown(default_of(schema, key))
+        self.key, self.schema, self.text, self.names = key, schema, text[:1].upper() + text[1:], names
+        self.default_text = shown(default_of(schema, key))
         kwargs.setdefault("type", _click_type(field) if convert is None else str)
         if kwargs.get("is_flag"):
             kwargs.pop("type")

@@ -79,112 +79,147 @@ def evaluate_docs(scorer: Scorer, docs: list[Doc], batch_size: int, objective: s
     return {**summarize(docs, lls), "loss": float(np.mean(losses))}
 
 
+class Training:
+    """One fine-tuning run's moving parts: the model and its scorer, optimizer, scheduler, the
+    step reached and the log (``history``), and the steps that use them."""
+
+    def __init__(self, cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
+                 on_log: Callable[[dict[str, Any]], None]) -> None:
+        self.cfg, self.train, self.valid, self.out, self.on_log = cfg, train, valid, out, on_log
+        self.held_out = valid[:cfg.eval_items] if cfg.eval_items else valid
+        self.model, self.tok = load_causal_lm(cfg.model, dtype="auto", device=cfg.device,
+                                              load_4bit=cfg.load_4bit, lora=cfg.lora, seed=cfg.seed)
+        self.scorer = Scorer(self.model, self.tok)
+        self.per_epoch, self.total = plan_steps(cfg, len(train))
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr)
+        self.sched = make_scheduler(cfg, self.opt, self.total)
+        self.step, self.history = 0, []
+        self.checkpoint = out / "checkpoint" / "state.pt"
+
+    def resume(self) -> None:
+        """Continue from ``OUT/checkpoint``: adapter, optimizer, scheduler, step, log, RNG."""
+        from peft import set_peft_model_state_dict
+
+        if not self.checkpoint.exists():
+            raise RunError(f"{self.out}: no checkpoint to resume from")
+        state = torch.load(self.checkpoint, weights_only=False)
+        set_peft_model_state_dict(self.model, state["adapter"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.step, self.history = state["step"], state["history"]
+        torch.set_rng_state(state["rng"])
+
+    def start_log(self) -> None:
+        """``OUT/config.yaml``, and ``OUT/metrics.jsonl`` restarted from what the checkpoint
+        knew (rows written after it are redone)."""
+        with atomic_path(self.out / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(self.cfg.model_dump(), sort_keys=False))
+        write_jsonl(self.out / "metrics.jsonl", self.history)
+
+    def record(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        with open(self.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        self.on_log(row)
+
+    def evaluate(self, epoch: int) -> None:
+        """An ``eval_*`` row (loss, acc, acc_norm); the breakdowns of the first (the base model:
+        step 0) and the latest go to ``OUT/eval.json`` for ``report --finetune``."""
+        if not self.held_out:
+            return
+        ev = evaluate_docs(self.scorer, self.held_out, self.cfg.eval_batch_size, self.cfg.objective)
+        if self.cfg.scheduler == "reduce_lr_on_plateau" and self.step:
+            self.sched.step(ev["acc_norm"])
+        self.record({"step": self.step, "epoch": epoch, "eval_loss": ev["loss"], "eval_acc": ev["acc"],
+                     "eval_acc_norm": ev["acc_norm"]})
+        path = self.out / "eval.json"
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        write_json(path, {"baseline": kept.get("baseline", ev) if self.step else ev, "tuned": ev,
+                          "items": len(self.held_out)})
+
+    def save(self) -> None:
+        """The checkpoint ``--resume`` reads, replaced atomically."""
+        from peft import get_peft_model_state_dict
+
+        with atomic_dir(self.checkpoint.parent) as tmp:
+            torch.save({"adapter": get_peft_model_state_dict(self.model), "optimizer": self.opt.state_dict(),
+                        "scheduler": self.sched.state_dict(), "step": self.step, "history": self.history,
+                        "rng": torch.get_rng_state()}, tmp / self.checkpoint.name)
+
+    def optimizer_step(self, group: list[np.ndarray], epoch: int, start: float) -> None:
+        """One optimizer step over ``group``'s micro-batches (item indices), logged."""
+        losses = []
+        for idx in group:
+            loss = loss_of(self.scorer, [self.train[i] for i in idx], self.cfg.objective)
+            (loss / len(group)).backward()
+            losses.append(float(loss.detach()))
+        self.opt.step()
+        self.opt.zero_grad()
+        if self.cfg.scheduler != "reduce_lr_on_plateau":
+            self.sched.step()
+        self.step += 1
+        self.record({"step": self.step, "epoch": epoch + 1, "loss": float(np.mean(losses)),
+                     "lr": self.opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - start, 2)})
+
+    def epoch_groups(self, epoch: int) -> list[list[np.ndarray]]:
+        """The epoch's items in a seeded order, as micro-batches grouped per optimizer step."""
+        cfg = self.cfg
+        order = np.random.default_rng(derive_seed(cfg.seed, "finetune", epoch)).permutation(len(self.train))
+        micro = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        return [micro[i:i + cfg.grad_accum] for i in range(0, len(micro), cfg.grad_accum)]
+
+    def run(self) -> None:
+        """Evaluate the base model, then train epoch by epoch: an evaluation every
+        ``eval_every`` steps (else after each epoch), a checkpoint every ``save_every`` steps
+        and at each epoch's end; steps done before a resumed checkpoint are skipped."""
+        cfg, start = self.cfg, time.perf_counter()
+        self.model.train()
+        if self.step == 0:
+            self.evaluate(0)  # the base model: what fine-tuning is compared with
+        for epoch in range(math.ceil(self.total / self.per_epoch)):
+            for g, group in enumerate(self.epoch_groups(epoch)):
+                if epoch * self.per_epoch + g < self.step or self.step >= self.total:
+                    continue
+                self.optimizer_step(group, epoch, start)
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self.evaluate(epoch + 1)
+                if self.step % cfg.save_every == 0:
+                    self.save()
+            if not cfg.eval_every:
+                self.evaluate(epoch + 1)
+            self.save()
+            if self.step >= self.total:
+                break
+
+    def finish(self) -> dict[str, Any]:
+        """``OUT/adapter`` (adapter + tokenizer) and ``OUT/metrics.json``; the summary."""
+        with atomic_dir(self.out / "adapter") as tmp:
+            self.model.save_pretrained(tmp)
+            self.tok.save_pretrained(tmp)
+        losses = [h["loss"] for h in self.history if "loss" in h]
+        evals = [h for h in self.history if "eval_acc" in h]
+        summary = {"config": self.cfg.model_dump(), "steps": self.step, "train_examples": len(self.train),
+                   "valid_examples": len(self.valid),
+                   "first_loss": losses[0] if losses else None,
+                   "last_loss": losses[-1] if losses else None, "min_loss": min(losses) if losses else None,
+                   **{f"eval_{k}": evals[-1][f"eval_{k}"] if evals else None for k in ("acc", "acc_norm", "loss")},
+                   "baseline_acc": evals[0]["eval_acc"] if evals else None,
+                   "baseline_acc_norm": evals[0]["eval_acc_norm"] if evals else None}
+        write_json(self.out / "metrics.json", summary)
+        return summary
+
+
 def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path, resume: bool = False,
              on_log: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
     """Train a LoRA adapter; write ``OUT/adapter``, ``OUT/metrics.jsonl``, ``OUT/metrics.json``
     and the resolved ``OUT/config.yaml``."""
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
-
     out.mkdir(parents=True, exist_ok=True)
-    model, tok = load_causal_lm(cfg.model, dtype="auto", device=cfg.device, load_4bit=cfg.load_4bit,
-                                lora=cfg.lora, seed=cfg.seed)
-    scorer = Scorer(model, tok)
-    per_epoch, total = plan_steps(cfg, len(train))
-    epochs = math.ceil(total / per_epoch)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    sched = make_scheduler(cfg, opt, total)
-    step, history = 0, []
-    ckpt = out / "checkpoint"
+    training = Training(cfg, train, valid, out, on_log)
     if resume:
-        if not (ckpt / "state.pt").exists():
-            raise RunError(f"{out}: no checkpoint to resume from")
-        state = torch.load(ckpt / "state.pt", weights_only=False)
-        set_peft_model_state_dict(model, state["adapter"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step, history = state["step"], state["history"]
-        torch.set_rng_state(state["rng"])
-    with atomic_path(out / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
-    metrics_path = out / "metrics.jsonl"
-    # the log restarts from what the checkpoint knew: rows written after it are redone
-    write_jsonl(metrics_path, history)
-
-    def record(row: dict[str, Any]) -> None:
-        history.append(row)
-        with open(metrics_path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        on_log(row)
-
-    held_out = valid[:cfg.eval_items] if cfg.eval_items else valid
-
-    def evaluate(epoch: int) -> None:
-        """An ``eval_*`` row (loss, acc, acc_norm); the breakdowns of the first (the base model:
-        step 0) and the latest go to ``OUT/eval.json`` for ``report --finetune``."""
-        ev = evaluate_docs(scorer, held_out, cfg.eval_batch_size, cfg.objective)
-        if cfg.scheduler == "reduce_lr_on_plateau" and step:
-            sched.step(ev["acc_norm"])
-        record({"step": step, "epoch": epoch, "eval_loss": ev["loss"], "eval_acc": ev["acc"],
-                "eval_acc_norm": ev["acc_norm"]})
-        kept = json.loads((out / "eval.json").read_text()) if (out / "eval.json").exists() else {}
-        write_json(out / "eval.json", {"baseline": kept.get("baseline", ev) if step else ev, "tuned": ev,
-                                       "items": len(held_out)})
-
-    def save() -> None:
-        with atomic_dir(ckpt) as tmp:
-            torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "step": step, "history": history,
-                        "rng": torch.get_rng_state()}, tmp / "state.pt")
-
-    model.train()
-    start = time.perf_counter()
-    if held_out and step == 0:
-        evaluate(0)  # the base model: what fine-tuning is compared with
-    for epoch in range(epochs):
-        order = np.random.default_rng(derive_seed(cfg.seed, "finetune", epoch)).permutation(len(train))
-        micro = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        groups = [micro[i:i + cfg.grad_accum] for i in range(0, len(micro), cfg.grad_accum)]
-        for g, group in enumerate(groups):
-            if epoch * per_epoch + g < step:  # done before the checkpoint we resumed from
-                continue
-            if step >= total:
-                break
-            losses = []
-            for idx in group:
-                loss = loss_of(scorer, [train[i] for i in idx], cfg.objective)
-                (loss / len(group)).backward()
-                losses.append(float(loss.detach()))
-            opt.step()
-            opt.zero_grad()
-            if cfg.scheduler != "reduce_lr_on_plateau":
-                sched.step()
-            step += 1
-            record({"step": step, "epoch": epoch + 1, "loss": float(np.mean(losses)),
-                    "lr": opt.param_groups[0]["lr"], "seconds": round(time.perf_counter() - start, 2)})
-            if held_out and cfg.eval_every and step % cfg.eval_every == 0:
-                evaluate(epoch + 1)
-            if step % cfg.save_every == 0:
-                save()
-        if held_out and not cfg.eval_every:
-            evaluate(epoch + 1)
-        save()
-        if step >= total:
-            break
-    with atomic_dir(out / "adapter") as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-    losses = [h["loss"] for h in history if "loss" in h]
-    evals = [h for h in history if "eval_acc" in h]
-    summary = {"config": cfg.model_dump(), "steps": step, "train_examples": len(train),
-               "valid_examples": len(valid), "first_loss": losses[0] if losses else None,
-               "last_loss": losses[-1] if losses else None, "min_loss": min(losses) if losses else None,
-               "eval_acc": evals[-1]["eval_acc"] if evals else None,
-               "eval_acc_norm": evals[-1]["eval_acc_norm"] if evals else None,
-               "eval_loss": evals[-1]["eval_loss"] if evals else None,
-               "baseline_acc": evals[0]["eval_acc"] if evals else None,
-               "baseline_acc_norm": evals[0]["eval_acc_norm"] if evals else None}
-    write_json(out / "metrics.json", summary)
-    return summary
+        training.resume()
+    training.start_log()
+    training.run()
+    return training.finish()
 
 
 def load_training_docs(data: Path | RunStore, eval_data: Path | None) -> tuple[list[Doc], list[Doc]]:
@@ -241,61 +276,3 @@ def finetune_recipe(cfg: FinetuneConfig, data: Path | RunStore, out: Path, eval_
                         on_log=lambda row: (on_log(row), run.log(row)))
     finally:
         run.finish()
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-METRICS = ("steps", "first_loss", "last_loss", "min_loss", "eval_loss", "eval_acc", "eval_acc_norm",
-           "baseline_acc_norm")
-
-
-def _summary_row(path: Path) -> dict[str, Any]:
-    """A fine-tuning run's metrics and flattened config (``config.*``)."""
-    if not (path / "metrics.json").exists():
-        raise RunError(f"{path}: no metrics.json; is it a finetune-phi2 output folder?")
-    metrics = json.loads((path / "metrics.json").read_text())
-    return {k: metrics.get(k) for k in METRICS} | _flat(metrics["config"], "config.")
-
-
-def _value(row: dict[str, Any], key: str) -> str:
-    v = row.get(key)
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def compare_table(run_a: Path, run_b: Path) -> str:
-    """A fixed-width table of two fine-tuning runs' metrics and configs (``*``: they differ)."""
-    rows = [_summary_row(run_a), _summary_row(run_b)]
-    lines = [f"{'':24} {str(run_a):>28} {str(run_b):>28}"]
-    for key in rows[0]:
-        a, b = _value(rows[0], key), _value(rows[1], key)
-        lines.append(f"{key:24} {a:>28} {b:>28}{'' if a == b else '  *'}")
-    return "\n".join(lines)
-
-
-def compare_markdown(baseline: Path, others: list[Path]) -> str:
-    """A Markdown table for a pull-request comment: a row per metric (and per setting that
-    differs between the runs), a column per run, the baseline first; a number's change from
-    the baseline is given beside it, and a setting that differs from the baseline is bold."""
-    runs = [baseline, *others]
-    rows = [_summary_row(p) for p in runs]
-    settings = [k for k in rows[0] if k.startswith("config.")
-                and any(_value(r, k) != _value(rows[0], k) for r in rows[1:])]
-    lines = ["| | " + " | ".join(f"`{p.name}`" + (" (baseline)" if i == 0 else "") for i, p in enumerate(runs)) + " |",
-             "|---|" + "---|" * len(runs)]
-    for key in [*METRICS, *settings]:
-        cells = [_value(rows[0], key)]
-        for r in rows[1:]:
-            v, b = r.get(key), rows[0].get(key)
-            if isinstance(v, (int, float)) and isinstance(b, (int, float)) and not isinstance(v, bool) and v != b:
-                cells.append(f"{_value(r, key)} ({v - b:+.4g})")
-            elif _value(r, key) != _value(rows[0], key):
-                cells.append(f"**{_value(r, key)}**")
-            else:
-                cells.append(_value(r, key))
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)

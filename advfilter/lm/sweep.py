@@ -18,21 +18,52 @@ stay finished, and an unfinished trial continues from its own ``checkpoint/`` (a
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
-from advfilter.lm.config import SweepConfig
 from advfilter.core.errors import ConfigError
 from advfilter.core.store import RunStore, atomic_path, read_jsonl, write_jsonl
+from advfilter.lm.config import SweepConfig
 from advfilter.lm.finetune import finetune_recipe, load_training_docs, plan_steps
+from advfilter.lm.results import (
+    EVAL_KEYS, best_result, metrics_rows, read_results, trial_result, write_best,
+)
 from advfilter.lm.space import check_space, grid_points, trial_config, trial_count, tune_space
 
-EVAL_KEYS = ("step", "eval_loss", "eval_acc", "eval_acc_norm")
+
+# Tune pickles its experiment (callbacks, searcher, trainable's parameters) with the names of
+# the modules that defined them. Sweeps written before these modules moved into advfilter.lm
+# name the old modules; they resolve to the new ones while such a sweep is restored.
+_MOVED = {"advfilter.sweep": "advfilter.lm.sweep", "advfilter.sweep_space": "advfilter.lm.space",
+          "advfilter.finetune": "advfilter.lm.finetune", "advfilter.evaluate": "advfilter.lm.evaluate"}
+
+
+@contextlib.contextmanager
+def _older_module_names() -> Iterator[None]:
+    added = [old for old in _MOVED if old not in sys.modules]
+    for old in added:
+        sys.modules[old] = importlib.import_module(_MOVED[old])
+    try:
+        yield
+    finally:
+        for old in added:
+            del sys.modules[old]
+
+
+def restore_tuner(tune_dir: Path, trainable: Any) -> Any:
+    """Tune's tuner saved in ``tune_dir``, this version's or an older one's."""
+    from ray import tune
+
+    with _older_module_names():
+        return tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True)
 
 
 @dataclass(frozen=True)
@@ -47,11 +78,6 @@ class SweepData:
         return RunStore(Path(self.path)) if self.is_run else Path(self.path)
 
 
-def _metrics_rows(trial_dir: Path) -> list[dict[str, Any]]:
-    path = trial_dir / "metrics.jsonl"
-    return read_jsonl(path) if path.exists() else []
-
-
 def _trial(params: dict[str, Any], *, finetune: dict[str, Any], data: SweepData, root: str,
            threads: int, use_wandb: bool) -> None:
     """One Tune trial: ``finetune-phi2`` into ``ROOT/trials/ID``, reporting each evaluation."""
@@ -61,7 +87,7 @@ def _trial(params: dict[str, Any], *, finetune: dict[str, Any], data: SweepData,
     torch.set_num_threads(threads)
     out = Path(root) / "trials" / tune.get_context().get_trial_id()
     if (out / "metrics.json").exists():  # it finished before the sweep was stopped
-        last = [r for r in _metrics_rows(out) if "eval_loss" in r][-1]
+        last = [r for r in metrics_rows(out) if "eval_loss" in r][-1]
         tune.report({k: last[k] for k in EVAL_KEYS})
         return
 
@@ -73,24 +99,6 @@ def _trial(params: dict[str, Any], *, finetune: dict[str, Any], data: SweepData,
                     Path(data.eval_data) if data.eval_data else None,
                     resume=(out / "checkpoint" / "state.pt").exists(), use_wandb=use_wandb,
                     on_log=on_log, wandb_group=Path(root).name)
-
-
-def trial_result(root: Path, trial_id: str, params: dict[str, Any], status: str) -> dict[str, Any]:
-    """A ``results.jsonl`` line, read from the trial's own files (``completed`` wins over the
-    status Tune gives when the trial wrote its ``metrics.json``)."""
-    trial_dir = root / "trials" / trial_id
-    rows = _metrics_rows(trial_dir)
-    evals = [r for r in rows if "eval_loss" in r]
-    train = [r for r in rows if "loss" in r]
-    metrics: dict[str, Any] = {k: evals[-1][k] if evals else None for k in EVAL_KEYS}
-    base = evals[0] if evals and evals[0]["step"] == 0 else {}
-    metrics |= {"baseline_eval_loss": base.get("eval_loss"), "baseline_acc_norm": base.get("eval_acc_norm"),
-                "train_loss": train[-1]["loss"] if train else None,
-                "seconds": train[-1]["seconds"] if train else None}
-    if (trial_dir / "metrics.json").exists():
-        status = "completed"
-    return {"trial": trial_id, "config": params, "metrics": metrics, "status": status,
-            "dir": f"trials/{trial_id}"}
 
 
 def _recorder(root: Path) -> Any:
@@ -116,33 +124,6 @@ def _recorder(root: Path) -> Any:
             self._record(trial, "error")
 
     return Recorder()
-
-
-def read_results(root: Path) -> list[dict[str, Any]]:
-    """The finished trials of the sweep in ``root``."""
-    path = root / "results.jsonl"
-    return read_jsonl(path) if path.exists() else []
-
-
-def best_result(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
-    """The best completed trial by ``metric`` (trials stopped early only when none completed)."""
-    scored = [r for r in rows if r["metrics"].get(metric) is not None and r["status"] != "error"]
-    completed = [r for r in scored if r["status"] == "completed"] or scored
-    if not completed:
-        return None
-    sign = 1 if mode == "min" else -1
-    return min(completed, key=lambda r: sign * r["metrics"][metric])
-
-
-def write_best(root: Path, best: dict[str, Any], metric: str, n: int) -> Path:
-    """``ROOT/best.yaml``: the best trial's whole finetune config, with a comment saying why."""
-    config = yaml.safe_load((root / best["dir"] / "config.yaml").read_text())
-    head = (f"# The best of {n} sweep trials by {metric}: trial {best['trial']} "
-            f"({metric} {best['metrics'][metric]:.4f}, eval_acc_norm {best['metrics']['eval_acc_norm']}).\n"
-            f"# Train with it: advfilter finetune-phi2 --config {root / 'best.yaml'} --out OUT\n")
-    with atomic_path(root / "best.yaml") as tmp:
-        tmp.write_text(head + yaml.safe_dump(config, sort_keys=False))
-    return root / "best.yaml"
 
 
 def _watch(path: Path, on_row: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
@@ -202,22 +183,9 @@ def _scheduler(cfg: SweepConfig, first_eval: int, total: int) -> Any:
                          reduction_factor=cfg.asha.reduction_factor, stop_last_trials=False)
 
 
-def sweep(cfg: SweepConfig, data: SweepData, out: Path, ray_address: str | None = None,
-          use_wandb: bool = False, on_trial: Callable[[dict[str, Any]], None] = lambda _: None
-          ) -> dict[str, Any]:
-    """Run (or resume) the sweep into ``out``; returns ``results`` (the finished trials, best
-    first), ``best`` (or None), ``trials`` (asked for) and ``resumed``. ``on_trial`` is called
-    with each results line as its trial ends."""
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
-
-    from advfilter.core.cluster import ray_session
-
-    cfg = cfg.model_copy(update={"space": check_space(cfg)})  # values as the trials read them
-    n = trial_count(cfg, cfg.space)
-    out = out.resolve()
-    finetune = cfg.finetune.model_dump()
-    base = cfg.finetune
+def _check_inputs(cfg: SweepConfig, data: SweepData, out: Path, use_wandb: bool) -> int:
+    """Refuse what cannot run (no train or validation items, --wandb without wandb, another
+    sweep's folder) before Ray starts; the training items' count."""
     train, valid = load_training_docs(data.load(), Path(data.eval_data) if data.eval_data else None)
     if not train or not valid:
         raise ConfigError(f"{data.path}: a sweep needs train and validation items "
@@ -227,47 +195,71 @@ def sweep(cfg: SweepConfig, data: SweepData, out: Path, ray_address: str | None 
             import wandb  # noqa: F401
         except ImportError:
             raise ConfigError("--wandb needs the wandb package (pip install 'advfilter[wandb]')") from None
-    settings = {"sweep": cfg.model_copy(update={"max_concurrent": 0}).model_dump(), **vars(data)}
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_sweep(out, settings)
-    per_epoch, total = plan_steps(base, len(train))
+    _check_same_sweep(out, {"sweep": cfg.model_copy(update={"max_concurrent": 0}).model_dump(), **vars(data)})
+    return len(train)
+
+
+def _tuner(cfg: SweepConfig, data: SweepData, out: Path, n: int, n_train: int, use_wandb: bool) -> tuple[Any, bool]:
+    """Tune's tuner for the sweep in ``out`` (restored when Tune has state there), and whether
+    it was restored; trials get an equal share of the cluster (a GPU each where there are)."""
+    import ray
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    concurrent = cfg.max_concurrent or gpus or 1
+    per_trial = {"cpu": max(1, int(resources.get("CPU", 1)) // concurrent), "gpu": 1 if gpus else 0}
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, finetune=cfg.finetune.model_dump(), data=data, root=str(out),
+                             threads=per_trial["cpu"], use_wandb=use_wandb), per_trial)
+    tune_dir = out / "tune"
+    if tune.Tuner.can_restore(str(tune_dir)):
+        return restore_tuner(tune_dir, trainable), True
+    per_epoch, total = plan_steps(cfg.finetune, n_train)
+    search_alg, space = _search(cfg, n, concurrent)
+    return tune.Tuner(
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(metric=cfg.metric, mode=cfg.mode, search_alg=search_alg,
+                                    scheduler=_scheduler(cfg, cfg.finetune.eval_every or per_epoch, total),
+                                    num_samples=n),
+        run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0,
+                                  callbacks=[JsonLoggerCallback(), _recorder(out)],
+                                  failure_config=tune.FailureConfig(max_failures=0))), False
+
+
+def _fit(tuner: Any, out: Path, on_trial: Callable[[dict[str, Any]], None]) -> None:
+    """Run the trials, calling ``on_trial`` as each one's results line appears."""
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(out / "results.jsonl", on_trial, stop), daemon=True)
+    watcher.start()
+    try:
+        tuner.fit()
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def sweep(cfg: SweepConfig, data: SweepData, out: Path, ray_address: str | None = None,
+          use_wandb: bool = False, on_trial: Callable[[dict[str, Any]], None] = lambda _: None
+          ) -> dict[str, Any]:
+    """Run (or resume) the sweep into ``out``; returns ``results`` (the finished trials, best
+    first), ``best`` (or None), ``trials`` (asked for) and ``resumed``. ``on_trial`` is called
+    with each results line as its trial ends."""
+    from advfilter.core.cluster import ray_session
+
+    cfg = cfg.model_copy(update={"space": check_space(cfg)})  # values as the trials read them
+    n, out = trial_count(cfg, cfg.space), out.resolve()
+    n_train = _check_inputs(cfg, data, out, use_wandb)
     # Tune saves its experiment state at most this often (a killed sweep loses less), prints
     # no tables of its own and logs results as JSON only (no TensorBoard/CSV).
     for name, value in (("TUNE_GLOBAL_CHECKPOINT_S", "1"), ("RAY_AIR_NEW_OUTPUT", "0"),
                         ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")):
         os.environ.setdefault(name, value)
     with ray_session(ray_address, os.cpu_count() or 1):
-        import ray
-
-        resources = ray.cluster_resources()
-        gpus = int(resources.get("GPU", 0))
-        concurrent = cfg.max_concurrent or gpus or 1
-        per_trial = {"cpu": max(1, int(resources.get("CPU", 1)) // concurrent), "gpu": 1 if gpus else 0}
-        search_alg, space = _search(cfg, n, concurrent)
-        trainable = tune.with_resources(
-            tune.with_parameters(_trial, finetune=finetune, data=data, root=str(out),
-                                 threads=per_trial["cpu"], use_wandb=use_wandb), per_trial)
-        tune_dir = out / "tune"
-        resumed = tune.Tuner.can_restore(str(tune_dir))
-        if resumed:
-            tuner = tune.Tuner.restore(str(tune_dir), trainable, resume_unfinished=True)
-        else:
-            tuner = tune.Tuner(
-                trainable, param_space=space,
-                tune_config=tune.TuneConfig(metric=cfg.metric, mode=cfg.mode, search_alg=search_alg,
-                                            scheduler=_scheduler(cfg, base.eval_every or per_epoch, total),
-                                            num_samples=n),
-                run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0,
-                                          callbacks=[JsonLoggerCallback(), _recorder(out)],
-                                          failure_config=tune.FailureConfig(max_failures=0)))
-        stop = threading.Event()
-        watcher = threading.Thread(target=_watch, args=(out / "results.jsonl", on_trial, stop), daemon=True)
-        watcher.start()
-        try:
-            tuner.fit()
-        finally:
-            stop.set()
-            watcher.join()
+        tuner, resumed = _tuner(cfg, data, out, n, n_train, use_wandb)
+        _fit(tuner, out, on_trial)
     rows = read_results(out)
     best = best_result(rows, cfg.metric, cfg.mode)
     if best is not None:
@@ -276,26 +268,4 @@ def sweep(cfg: SweepConfig, data: SweepData, out: Path, ray_address: str | None 
     rows.sort(key=lambda r: (r["metrics"].get(cfg.metric) is None, sign * (r["metrics"].get(cfg.metric) or 0)))
     return {"results": rows, "best": best, "trials": n, "resumed": resumed}
 
-
-def results_table(rows: list[dict[str, Any]], space: list[str], best: dict[str, Any] | None) -> str:
-    """A fixed-width table of finished trials: searched settings, status, step, eval figures."""
-    head = ["trial", *space, "status", "step", "eval_loss", "eval_acc", "eval_acc_norm"]
-
-    def cell(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else "-" if v is None else str(v)
-
-    table = [head] + [[("* " if best and r["trial"] == best["trial"] else "  ") + r["trial"],
-                       *(cell(r["config"].get(k)) for k in space), r["status"],
-                       *(cell(r["metrics"].get(k)) for k in EVAL_KEYS)] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table)
-
-
-def trial_line(row: dict[str, Any]) -> str:
-    """One line for a trial as it ends."""
-    m = row["metrics"]
-    figures = " ".join(f"{k}={m[k]:.4f}" for k in ("eval_loss", "eval_acc_norm") if m.get(k) is not None)
-    settings = " ".join(f"{k}={v}" for k, v in row["config"].items())
-    return f"trial {row['trial']} {row['status']} at step {m.get('step')}: {figures} ({settings})" + (
-        f" error: {row['error']}" if row.get("error") else "")
 

@@ -1,5 +1,7 @@
 """Corpus readers, chosen by ``--source NAME``; importing this package registers them all."""
-from advfilter.sources import activitynet, hellaswag, jsonl, lsmdc, swag, wikihow  # noqa: F401  (registration)
+from advfilter.core.registry import import_modules
 from advfilter.sources.base import Item, Record, Story, sources
+
+import_modules(__name__, __path__)
 
 __all__ = ["Item", "Record", "Story", "sources"]
