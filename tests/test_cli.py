@@ -9,6 +9,7 @@ from advfilter.cli import expand_multi_value, main
 from advfilter.cli.options import SettingOption, shown, default_of, shortcuts
 from advfilter.sources.demo import DEMO_CORPUS
 from conftest import anet_video
+from discriminators import discriminators
 
 VIDEO = anet_video("A woman is standing in a kitchen next to a stove.",
                    "The woman in an apron cracks two eggs into a bowl.")
@@ -97,7 +98,7 @@ def test_a_setting_flag_shows_its_config_key_and_the_default_of_that_key(runner,
 def test_help_names_the_config_default_and_the_registry(runner):
     help_text = " ".join(runner.invoke(main, ["filter", "--help"]).stdout.split())
     assert "(config: filter.max_swaps; default 3)" in help_text
-    assert "One of: aflite, bert, bilstm, bow, cnn, mlp." in help_text
+    assert f"One of: {', '.join(discriminators.names())}." in help_text
 
 
 def test_generate_split_is_the_older_name_of_captions():
