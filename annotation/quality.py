@@ -71,6 +71,19 @@ def kappa(records: Sequence[dict[str, Any]], k: int) -> float:
     return fleiss_kappa(np.array([[c[i] for i in range(k)] for c in by_item.values()]))
 
 
+def kappa_text(value: float | None) -> str:
+    """Fleiss' kappa as printed: three decimals, or why there is none (each task has at most
+    one answer: there is no agreement to measure)."""
+    if value is None or value != value:  # None (as stored in JSON) or NaN
+        return "not defined (one answer per task: push with --overlap 2 or more to measure agreement)"
+    return f"{value:.3f}"
+
+
+def stored_kappa(value: float) -> float | None:
+    """Kappa for a JSON file: None where it is not defined (JSON has no NaN)."""
+    return None if value != value else value
+
+
 def human_accuracy(records: Sequence[dict[str, Any]], gold: dict[str, int]) -> tuple[float, int]:
     """(share of the answers that pick the gold, answers counted)."""
     counted = [r for r in records if r["choice"] is not None]

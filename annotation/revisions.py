@@ -1,8 +1,8 @@
 """Revisions of items under verification: distractors people flag are replaced from the pool.
 
-Revision 0 of an item is its negatives in the annotated round. When at least
-``annotate.flag_votes`` annotators of a revision flag a distractor with one of
-``annotate.replace_flags`` ("also plausible" by default), the next revision swaps it for the
+Revision 0 of an item is its negatives in the annotated round. When enough annotators of a
+revision flag a distractor with one of ``annotate.replace_flags`` ("also plausible" by
+default: more than half of the answers, or ``annotate.flag_votes``), the next revision swaps it for the
 candidate of the item's pool the driver of the last round that tested the item scored highest
 among those never shown with it, so the item stays hard; when the pool has no such candidate
 left, the item is dropped. ``RUN_DIR/revisions.jsonl`` holds one line per revision after 0.
@@ -44,9 +44,19 @@ def read_revisions(run: RunStore, round_n: int) -> dict[str, Revision]:
     return latest
 
 
-def flagged(answers: Sequence[dict[str, Any]], gold: int, flags: Sequence[str], votes: int) -> list[int]:
+def flag_threshold(votes: int | None, answers: int, needed: int) -> int | None:
+    """Flags that replace a distractor among ``answers`` answers to a task that asked for
+    ``needed``: ``votes`` when set, else more than half of them once all are in (None: wait)."""
+    if votes is not None:
+        return votes
+    return answers // 2 + 1 if answers >= needed else None
+
+
+def flagged(answers: Sequence[dict[str, Any]], gold: int, flags: Sequence[str], votes: int | None) -> list[int]:
     """Exported indices of the distractors flagged (any of ``flags``: ``plausible``, ``nonsense``,
-    the answer fields of the same names) by ``votes`` or more answers."""
+    the answer fields of the same names) by ``votes`` or more answers (None: none yet)."""
+    if votes is None:
+        return []
     counts: Counter[int] = Counter()
     for a in answers:
         counts.update({i for f in flags for i in a[f] if i != gold})

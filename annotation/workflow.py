@@ -19,10 +19,14 @@ from advfilter.core.store import RunStore, read_jsonl, write_json, write_jsonl
 from annotation.agreement import ItemVerdict, verdict
 from annotation.client import Server
 from annotation.labeling import label_config, make_task, read_answer, task_key
-from annotation.quality import Annotator, annotators, drop_low_accuracy, human_accuracy, kappa
-from annotation.revisions import (
-    Revision, append_revisions, flagged, pool_sizes, read_revisions, revise, shown_before,
+from annotation.quality import (
+    Annotator, annotators, drop_low_accuracy, human_accuracy, kappa, stored_kappa,
 )
+from annotation.revisions import (
+    Revision, append_revisions, flag_threshold, flagged, pool_sizes, read_revisions, revise, shown_before,
+)
+
+ASKED_AGAIN = "no majority for the gold: asked again as a new task"
 
 
 @dataclass
@@ -62,7 +66,7 @@ def push(run: RunStore, server: Server, round_n: int | None = None, project: str
     """Create or reuse the project and import the round's items not yet in it, in batches,
     each in its latest revision (a revised item is a new task); dropped items are left out.
     A later push keeps the project, round, ``limit`` and ``overlap`` of the first unless told
-    otherwise (``overlap`` defaults to 1).
+    otherwise (``overlap`` defaults to ``annotate.overlap``'s default).
 
     Tasks are keyed by (run id, context id, round[, revision]): pushing again imports nothing
     twice, and a push that failed half-way is completed by the next one.
@@ -70,7 +74,7 @@ def push(run: RunStore, server: Server, round_n: int | None = None, project: str
     earlier = json.loads(run.path(ANNOTATION_STATE).read_text()) if run.path(ANNOTATION_STATE).exists() else {}
     round_n = earlier.get("round", last_round(run)) if round_n is None else round_n
     limit = earlier.get("limit") if limit is None else limit
-    overlap = earlier.get("overlap", 1) if overlap is None else overlap
+    overlap = earlier.get("overlap", AnnotateConfig().overlap) if overlap is None else overlap
     revisions = read_revisions(run, round_n)
     records = [r for r in items(run, round_n, revisions=revisions)
                if not revisions[r["context_id"]].exhausted][:limit]
@@ -117,8 +121,10 @@ def _answers(run: RunStore, server: Server, state: dict[str, Any]
 def judge(records: list[dict[str, Any]], golds: dict[str, int], current: dict[str, Revision],
           needed: int, cfg: AnnotateConfig) -> list[ItemVerdict]:
     """Verdicts for every annotated item on the answers to its latest revision: ``revise``
-    when ``cfg.flag_votes`` annotators flag a distractor (``cfg.replace_flags``), else keep /
-    drop / reannotate (``verdict``); an item whose pool ran out is dropped."""
+    when enough annotators flag a distractor (``cfg.replace_flags``; ``flag_threshold``), else
+    keep / drop / reannotate (``verdict``). An item with all its answers but no majority for
+    the gold is asked again (a new task, ``ASKED_AGAIN``), and dropped when the second asking
+    fails too; an item whose pool ran out is dropped."""
     by_item: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         if rec.get("revision", 0) == current[rec["context_id"]].revision:
@@ -131,8 +137,12 @@ def judge(records: list[dict[str, Any]], golds: dict[str, int], current: dict[st
         elif answers:
             v = verdict(cid, rev.round, golds[cid], answers, needed)
             v.revision = rev.revision
-            if flagged(answers, golds[cid], cfg.replace_flags, cfg.flag_votes):
+            if flagged(answers, golds[cid], cfg.replace_flags, flag_threshold(cfg.flag_votes, len(answers), needed)):
                 v.decision, v.reason = "revise", "distractor flagged"
+            elif v.decision == "reannotate" and v.annotations >= needed:
+                asked_before = rev.revision > 0 and not rev.replaced
+                v.decision, v.reason = ("drop", "no majority for the gold when asked again") if asked_before \
+                    else ("reannotate", ASKED_AGAIN)
             out.append(v)
     return out
 
@@ -162,12 +172,14 @@ def pull(run: RunStore, server: Server, write: bool = True,
     accuracy, answers = human_accuracy(votes, golds)
     if write:
         write_jsonl(run.path(ANNOTATIONS_FILE), records)
-        revised = _revise(run, [v for v in verdicts if v.decision == "revise"], current, votes, golds, cfg)
+        again = [v for v in verdicts if v.decision == "revise" or v.reason == ASKED_AGAIN]
+        revised = _revise(run, again, current, votes, golds, state["overlap"], cfg)
         verdicts = [revised.get(v.context_id, v) for v in verdicts]
         write_jsonl(run.path(DECISIONS_FILE), [v.as_dict() for v in verdicts])
         write_json(run.path(ANNOTATORS_FILE), {
             "round": state["round"], "annotators": [a.as_dict() for a in people],
-            "dropped": sorted(dropped, key=str), "kappa_all": kappa(records, k), "kappa_kept": kappa(votes, k),
+            "dropped": sorted(dropped, key=str), "kappa_all": stored_kappa(kappa(records, k)),
+            "kappa_kept": stored_kappa(kappa(votes, k)),
             "human_accuracy": accuracy, "human_answers": answers,
             "min_annotator_accuracy": cfg.min_annotator_accuracy,
             "min_annotator_tasks": cfg.min_annotator_tasks})
@@ -183,15 +195,17 @@ def pull(run: RunStore, server: Server, write: bool = True,
 
 
 def _revise(run: RunStore, flagged_items: list[ItemVerdict], current: dict[str, Revision],
-            votes: list[dict[str, Any]], golds: dict[str, int], cfg: AnnotateConfig) -> dict[str, ItemVerdict]:
-    """New revisions for the flagged items (recorded); verdicts of those whose pool ran out
-    become drops."""
+            votes: list[dict[str, Any]], golds: dict[str, int], needed: int,
+            cfg: AnnotateConfig) -> dict[str, ItemVerdict]:
+    """New revisions for the flagged items, their flagged distractors replaced (an item asked
+    again keeps its endings), recorded; verdicts of those whose pool ran out become drops."""
     sizes = pool_sizes(run)
     new, out = [], {}
     for v in flagged_items:
         rev = current[v.context_id]
         answers = [r for r in votes if r["context_id"] == v.context_id and r.get("revision", 0) == rev.revision]
-        bad = flagged(answers, golds[v.context_id], cfg.replace_flags, cfg.flag_votes)
+        bad = flagged(answers, golds[v.context_id], cfg.replace_flags,
+                      flag_threshold(cfg.flag_votes, len(answers), needed)) if v.decision == "revise" else []
         nxt = revise(run, rev, bad, golds[v.context_id], shown_before(run, v.context_id, rev.round),
                      sizes[v.context_id])
         new.append(nxt)

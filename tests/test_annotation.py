@@ -4,20 +4,25 @@ from __future__ import annotations
 import json
 import logging
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from advfilter.cli import main
 from advfilter.core.config import load_config
+from advfilter.core.errors import ConfigError
 from advfilter.core.layout import items, latest_scores, read_round
 from advfilter.pipeline.filter import adversarial_filter
 from annotation.agreement import fleiss_kappa, verdict
 from annotation.client import AnnotationError, Server
 from annotation.labeling import NONSENSE, PLAUSIBLE, label_config, letters, make_task, read_answer
+from annotation.quality import kappa_text
 from annotation.revisions import read_revisions
 from annotation.workflow import pull, push
 from conftest import FAST_RUN
+
+CONFIGS = Path(__file__).parent.parent / "configs"
 
 # --- what annotators see, and what their answers mean -------------------------------------
 
@@ -301,7 +306,7 @@ def test_an_item_whose_pool_runs_out_is_dropped_and_counted(filtered, server):
 
 def test_a_verified_export_after_more_filter_rounds_names_the_verified_round(filtered, server, runner, tmp_path):
     users = people(server, "ext", 1)
-    summary = push(filtered, server, limit=1, project="extended")
+    summary = push(filtered, server, limit=1, project="extended", overlap=1)
     [task] = server.tasks(summary.project_id)
     gold = next(r for r in items(filtered, 1) if r["context_id"] == task.data["context_id"])["label"]
     answer(server, task, users, gold)
@@ -315,3 +320,40 @@ def test_a_verified_export_after_more_filter_rounds_names_the_verified_round(fil
                                  "--round", "1"])
     assert named.exit_code == 0, named.output
     assert [json.loads(x)["context_id"] for x in out.read_text().splitlines()] == [task.data["context_id"]]
+
+
+# --- the shipped defaults ----------------------------------------------------------------
+
+
+def test_an_impossible_flag_count_is_refused_when_the_config_loads():
+    with pytest.raises(ConfigError, match=r"annotate.flag_votes 2 > annotate.overlap 1"):
+        load_config(None, {"annotate.overlap": 1, "annotate.flag_votes": 2})
+
+
+def test_agreement_with_one_answer_per_task_says_why_there_is_none():
+    assert kappa_text(float("nan")).startswith("not defined (one answer per task")
+    assert kappa_text(None).startswith("not defined") and kappa_text(0.5) == "0.500"
+
+
+def test_with_the_shipped_defaults_flagged_and_disputed_items_get_new_tasks(filtered, server):
+    cfg = load_config(CONFIGS / "default.yaml").annotate
+    users = people(server, "shipped", cfg.overlap)
+    summary = push(filtered, server, limit=3, project="shipped defaults", overlap=cfg.overlap)
+    flagged_task, disputed, kept = sorted(server.tasks(summary.project_id), key=lambda t: t.data["context_id"])
+    gold = {r["context_id"]: r["label"] for r in items(filtered, 1)}
+    g = [gold[t.data["context_id"]] for t in (flagged_task, disputed, kept)]
+    answer(server, flagged_task, users, g[0], [(g[0] + 1) % 4])  # every annotator flags one distractor
+    answer(server, disputed, users[:1], g[1])                     # one picks the gold,
+    answer(server, disputed, users[1:], (g[1] + 2) % 4)           # the other does not
+    answer(server, kept, users, g[2])
+    result = pull(filtered, server, cfg=cfg)
+    assert result.decisions == {"keep": 1, "reannotate": 1, "revise": 1}
+    revisions = read_revisions(filtered, 1)
+    assert revisions[flagged_task.data["context_id"]].replaced  # the flagged distractor is gone
+    assert not revisions[disputed.data["context_id"]].replaced  # the disputed item: asked again
+    assert push(filtered, server).imported == 2  # both get a new task; the kept one does not
+    again = next(t for t in server.tasks(summary.project_id) if t.data["key"].endswith(
+        f"{disputed.data['context_id']}:1:1"))
+    answer(server, again, users, (g[1] + 2) % 4)  # asked again, still no majority for the gold
+    result = pull(filtered, server, cfg=cfg)
+    assert result.decisions.get("drop") == 1

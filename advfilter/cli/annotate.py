@@ -9,6 +9,7 @@ from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, resolve_run, run
 from advfilter.cli.options import setting
 from advfilter.core.layout import ANNOTATION_STATE
 from advfilter.core.store import RunStore
+from annotation.quality import kappa_text
 
 
 @main.group()
@@ -58,7 +59,9 @@ def _print_pull(s) -> None:
         agreement = "-" if a.agreement is None else f"{a.agreement:.2f}"
         click.echo(f"  annotator {a.user}: {a.tasks} tasks, accuracy {a.accuracy:.2f}, "
                    f"agreement with the majority {agreement}{'  (votes dropped)' if a.dropped else ''}")
-    click.echo(f"Fleiss' kappa: {s.kappa:.3f} (all annotators: {s.kappa_all:.3f}); decisions: {decisions}")
+    agreement = kappa_text(s.kappa) if s.kappa != s.kappa else \
+        f"{kappa_text(s.kappa)} (all annotators: {kappa_text(s.kappa_all)})"
+    click.echo(f"Fleiss' kappa: {agreement}; decisions: {decisions}")
     click.echo(f"items: {s.decisions.get('keep', 0)} verified, {s.open} open, {s.revised} revised "
                f"(a distractor replaced), {s.decisions.get('drop', 0)} dropped")
     if s.human_answers:

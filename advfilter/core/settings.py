@@ -239,11 +239,21 @@ class ContaminationConfig(Strict):
 class AnnotateConfig(Strict):
     """``advfilter annotate``: how items go to Label Studio."""
 
-    overlap: int = Field(1, ge=1, description="annotations wanted per task")
+    overlap: int = Field(2, ge=1, description=(
+        "annotations wanted per task: two or more give majorities and agreement"))
     batch_size: int = Field(100, ge=1, description="tasks per import request")
     min_annotator_accuracy: float = Field(0.0, ge=0, le=1, description=(
         "drop the votes of annotators less accurate against the gold than this (0 = keep all)"))
     min_annotator_tasks: int = Field(5, ge=1, description="tasks an annotator answers before being judged")
-    flag_votes: int = Field(2, ge=1, description="annotators flagging a distractor before it is replaced")
+    flag_votes: int | None = Field(None, ge=1, description=(
+        "answers flagging a distractor before it is replaced; None = more than half of the "
+        "answers, once the task has all it asked for"))
     replace_flags: list[Literal["plausible", "nonsense"]] = Field(
         ["plausible"], description="flags that get a distractor replaced: plausible, nonsense")
+
+    @model_validator(mode="after")
+    def _reachable(self) -> "AnnotateConfig":
+        if self.flag_votes is not None and self.flag_votes > self.overlap:
+            raise ValueError(f"annotate.flag_votes {self.flag_votes} > annotate.overlap {self.overlap}: "
+                             "no distractor could ever be replaced")
+        return self

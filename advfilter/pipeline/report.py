@@ -14,6 +14,7 @@ from advfilter.core.layout import (
 )
 from advfilter.core.store import RunStore, atomic_path
 from advfilter.core.text import word_tokenize
+from annotation.quality import kappa_text
 
 
 def table(run: RunStore) -> str:
@@ -67,7 +68,7 @@ def humans(run: RunStore, metrics: list[dict]) -> list[str]:
     models = "  ".join(f"{k} {v:.3f}" for k, v in (seen or {}).get("accuracy", {}).items())
     lines = ["", f"human verification (round {people['round']}):",
              f"  people    {people['human_accuracy']:.3f}  ({people['human_answers']} answers; "
-             f"Fleiss' kappa {people['kappa_kept']:.3f})"]
+             f"Fleiss' kappa {kappa_text(people['kappa_kept'])})"]
     if models:
         lines.append(f"  models    {models}  (held-out accuracy in that round)")
     if people["dropped"]:
