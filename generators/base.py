@@ -25,14 +25,15 @@ from advfilter.core.settings import GenerateConfig, Strict
 @dataclass(frozen=True)
 class Context:
     """One context: ``ctx_a`` (previous sentence), ``ctx_b`` (subject), gold ``ending``, the
-    ``video`` it comes from, and ``ctx_a_ending``: the verb phrase of ``ctx_a`` where that
-    sentence is no context's gold (else "")."""
+    ``video`` it comes from, ``ctx_a_ending``: the verb phrase of ``ctx_a`` where that
+    sentence is no context's gold (else ""), and its ``split`` (train / validation / test)."""
 
     ctx_a: str
     ctx_b: str
     ending: str = ""
     video: str = ""
     ctx_a_ending: str = ""
+    split: str = ""
 
 
 class NoSettings(Strict):
@@ -72,13 +73,15 @@ class Generator(ABC):
 
     def index_fold(self, contexts: Sequence[Context]) -> None:
         """Called after ``fit`` with the fold's own contexts. A generator that reuses real
-        endings draws them from these (never from the videos of other folds' items), so a
-        split made of whole folds never shows a model its training golds as negatives.
-        Language models ignore it."""
+        endings draws them from these, for a context only those of its own ``split`` and
+        another video, so no split meets another split's golds as negatives. Language models
+        ignore it."""
 
-    def origin(self, ending: str) -> str:
-        """Which generator wrote ``ending`` (the candidates' ``generator`` column)."""
-        return self.cfg.generator
+    def sample_writers(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[tuple[str, str]]]:
+        """``sample``'s endings, each with who wrote it (the candidates' ``generator`` column):
+        this generator's spec (a mixture names its part). The writer travels with the ending,
+        so the column is the same however the work is spread."""
+        return [[(e, self.cfg.generator) for e in endings] for endings in self.sample(contexts, n, seed)]
 
     @abstractmethod
     def score(

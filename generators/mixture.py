@@ -2,24 +2,29 @@
 
 Each part is fitted, saved (``part-K/``) and loaded as it would be alone; sampling asks every
 part for its share of the endings (``generate.mixture_shares``, equal by default) and
-interleaves them, so the pool holds all of them in about those shares.
+interleaves them evenly, so the pool (any prefix of them) holds them in about those shares.
 LM features (``score``) come from the first part: put the language model first. Each
-candidate remembers which part wrote it (``origin``), so the report can say what each
-source contributes to the final items.
+ending comes with the name of the part that wrote it (``sample_writers``), so the report can
+say what each source contributes to the final items.
 """
 from __future__ import annotations
 
 import json
 import math
-from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from advfilter.core.seeds import derive_seed
-from advfilter.core.text import cut_at_sentence_end, normalize
 from generators.base import Context, Generator, generators, resolve
+
+
+def interleave(parts: Sequence[Sequence[Any]]) -> list[Any]:
+    """The parts' items merged evenly: the j-th of m items sits at (j + 0.5) / m of the way,
+    so any prefix (a pool cut at ``num_candidates``) holds each part in its share."""
+    keyed = [((j + 0.5) / len(part), k, item) for k, part in enumerate(parts) for j, item in enumerate(part)]
+    return [item for *_, item in sorted(keyed, key=lambda t: t[:2])]
 
 
 @generators.register("mixture")
@@ -30,7 +35,6 @@ class Mixture(Generator):
         super().__init__(cfg, name_or_path)
         self.names = [p.strip() for p in name_or_path.split(",")]
         self.parts: list[Generator] = []
-        self.origins: dict[str, str] = {}
 
     def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
         stats = {}
@@ -59,23 +63,15 @@ class Mixture(Generator):
             gen.parts.append(part_cls.load(directory / f"part-{k}", cfg, model))
         return gen
 
-    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+    def sample_writers(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[tuple[str, str]]]:
         weights = [self.cfg.mixture_shares.get(name, 1.0) for name in self.names]
         drawn = [part.sample(contexts, math.ceil(n * w / sum(weights)), derive_seed(seed, "part", k))
                  for k, (part, w) in enumerate(zip(self.parts, weights))]
-        out = []
-        for i in range(len(contexts)):
-            mixed = []
-            for row in zip_longest(*(d[i] for d in drawn)):  # round-robin over the parts
-                for name, ending in zip(self.names, row):
-                    if ending is not None:
-                        self.origins.setdefault(normalize(cut_at_sentence_end(ending)), name)
-                        mixed.append(ending)
-            out.append(mixed)
-        return out
+        return [interleave([[(e, name) for e in d[i]] for name, d in zip(self.names, drawn)])
+                for i in range(len(contexts))]
 
-    def origin(self, ending: str) -> str:
-        return self.origins.get(normalize(ending), self.names[0])
+    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+        return [[e for e, _ in pool] for pool in self.sample_writers(contexts, n, seed)]
 
     def score(self, contexts: Sequence[Context | None], endings: Sequence[Sequence[str]]) -> list[np.ndarray]:
         return self.parts[0].score(contexts, endings)

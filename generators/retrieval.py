@@ -36,11 +36,13 @@ from generators.random_endings import RandomEndings
 
 @dataclass(frozen=True)
 class Entry:
-    """One retrievable ending: the ``text`` it is matched by, and the ``video`` it is of."""
+    """One retrievable ending: the ``text`` it is matched by, the ``video`` it is of, and the
+    ``split`` whose contexts may draw it ("": any; a first sentence's free ending is no gold)."""
 
     text: str
     ending: str
     video: str
+    split: str = ""
 
 
 def context_text(c: Context) -> str:
@@ -50,12 +52,12 @@ def context_text(c: Context) -> str:
 def index_entries(own: Sequence[Context], others: Sequence[Context], free: bool) -> list[Entry]:
     """The golds of ``own`` and, with ``free``, the free first-sentence endings of ``own`` and
     ``others`` that equal no gold; sorted, without repeats."""
-    entries = {Entry(context_text(c), c.ending, c.video) for c in own}
+    entries = {Entry(context_text(c), c.ending, c.video, c.split) for c in own}
     if free:
         golds = {normalize(c.ending) for c in (*own, *others)}
         entries |= {Entry(c.ctx_a, c.ctx_a_ending, c.video) for c in (*own, *others)
                     if c.ctx_a_ending and normalize(c.ctx_a_ending) not in golds}
-    return sorted(entries, key=lambda e: (e.video, e.text, e.ending))
+    return sorted(entries, key=lambda e: (e.video, e.text, e.ending, e.split))
 
 
 class RetrievalConfig(Strict):
@@ -111,16 +113,19 @@ class RetrievalEndings(RandomEndings):
         sims = self._embed([context_text(c) for c in contexts]).astype(np.float32) \
             @ self.vectors.astype(np.float32).T
         videos = np.array([e.video for e in self.entries])
+        splits = np.array([e.split for e in self.entries])
         sims[np.array([c.video for c in contexts])[:, None] == videos[None, :]] = -np.inf  # never its own video
+        other_split = (splits[None, :] != "") & (splits[None, :] != np.array([c.split for c in contexts])[:, None])
+        sims[other_split] = -np.inf  # never another split's gold
         k = min(len(self.entries), max(n, round(n * r.neighbours)))
         out = []
         for row in sims:
-            k = min(k, int(np.isfinite(row).sum()))
-            if k == 0:
+            k_row = min(k, int(np.isfinite(row).sum()))  # this context's own: others keep k
+            if k_row == 0:
                 out.append([])
                 continue
-            near = np.argpartition(-row, k - 1)[:k]
+            near = np.argpartition(-row, k_row - 1)[:k_row]
             weights = np.exp((row[near] - row[near].max()) / r.temperature)
-            picks = rng.choice(near, size=min(n, k), replace=False, p=weights / weights.sum())
+            picks = rng.choice(near, size=min(n, k_row), replace=False, p=weights / weights.sum())
             out.append([self.entries[j].ending for j in picks])
         return out

@@ -82,6 +82,60 @@ def test_splits_are_whole_folds_so_no_split_meets_another_splits_golds_as_negati
     assert by_video == {"train", "validation", "test"}
 
 
+@pytest.fixture(scope="module")
+def contexts_run(tmp_path_factory) -> Path:
+    """Contexts of a 40-video corpus with 2 folds, whose splits are drawn by video."""
+    from advfilter.core.config import load_config
+    from advfilter.core.store import RunStore
+    from advfilter.pipeline.contexts import build_contexts
+    from advfilter.sources.demo import make_corpus
+
+    root = tmp_path_factory.mktemp("leak")
+    (root / "train.json").write_text(json.dumps(make_corpus(videos=40, seed=3)))
+    with RunStore.open(root / "run") as run:
+        build_contexts(load_config(None, {"contexts.folds": 2}), run, "activitynet", [root / "train.json"])
+    return root / "run"
+
+
+def generators_with_settings():
+    """Every registered generator (a mixture of two; hf on the tiny Phi model), small."""
+    from generators import generators
+
+    small = {"lstm": {"generate.lstm.embed_dim": 16, "generate.lstm.hidden_dim": 16, "generate.lstm.max_epochs": 2},
+             "mixture": {"generate.generator": "random,retrieval"}, "hf": {"generate.sampling.max_new_tokens": 12, "generate.oversample": 4, "generate.retry_rounds": 6}}
+    return [(name, small.get(name, {})) for name in generators.names()]
+
+
+@pytest.mark.parametrize("name,settings", generators_with_settings(), ids=lambda v: v if isinstance(v, str) else "")
+def test_no_split_meets_another_splits_golds_as_negatives_whatever_the_generator(
+        name, settings, contexts_run, tiny_phi, runner, tmp_path):
+    import shutil
+
+    from advfilter.core.config import load_config
+    from advfilter.core.store import RunStore
+    from advfilter.pipeline.filter import adversarial_filter
+    from advfilter.pipeline.generate import generate_candidates
+    from conftest import FAST_RUN
+
+    shutil.copytree(contexts_run, tmp_path / "run")
+    run = RunStore(tmp_path / "run")
+    generator = f"hf:{tiny_phi}" if name == "hf" else name
+    cfg = load_config(None, {**FAST_RUN, "contexts.folds": 2, "generate.generator": generator,
+                             "filter.rounds": 1, **settings})
+    generate_candidates(cfg, run)
+    adversarial_filter(cfg, run)
+    out = export(runner, run.root, "hellaswag", tmp_path / "items.jsonl")
+    items = [json.loads(line) for line in out.read_text().splitlines()]
+    golds = {s: {i["endings"][i["label"]] for i in items if i["split"] == s} for s in ("train", "validation", "test")}
+    negatives = {s: {e for i in items if i["split"] == s for j, e in enumerate(i["endings"]) if j != i["label"]}
+                 for s in golds}
+    assert {"train"} < {i["split"] for i in items}  # and a held-out split or two
+    for s in golds:
+        for other in golds:
+            if other != s:
+                assert not golds[s] & negatives[other], (s, other)
+
+
 def test_lm_eval_scores_the_exported_task_exactly_as_advfilter_evaluate(runner, filtered_run, tmp_path, tiny_phi):
     lm_eval = REPO / ".lmeval-venv" / "bin" / "lm_eval"
     if not lm_eval.exists():

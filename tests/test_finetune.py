@@ -205,3 +205,39 @@ def test_the_finetune_report_shows_its_figures_in_a_real_browser(tiny_phi, tmp_p
     bare_blue = (np.abs(bare - [31, 119, 180]).sum(axis=-1) < 60).sum()
     assert ink > 0.005, "the page is nearly blank"
     assert figures_blue > 500 and bare_blue < figures_blue / 10, (figures_blue, bare_blue)
+
+
+# --- never scoring what it trained on ------------------------------------------------------
+
+def test_data_with_no_train_split_is_split_by_video_and_says_so(tiny_phi, tmp_path, caplog):
+    from advfilter.lm.finetune import finetune_recipe
+
+    val = [{**ITEMS[0], "ctx_a": f"A cook number {i} stands at a stove.", "split": "val", "ind": i,
+            "source_id": f"activitynet~v_{i // 2}"} for i in range(24)]
+    data = tmp_path / "hellaswag_val.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in val) + "\n")
+    finetune_recipe(config(tiny_phi, max_steps=2, valid_fraction=0.3), data, tmp_path / "out")
+    splits = json.loads((tmp_path / "out" / "splits.json").read_text())
+    trained, evaluated = set(splits["trained_on"]), set(splits["evaluated_on"])
+    assert trained and evaluated and not trained & evaluated
+    video = {str(r["ind"]): r["source_id"] for r in val}
+    assert not {video[i] for i in trained} & {video[i] for i in evaluated}  # whole videos apart
+    assert "no train split; held out" in caplog.text
+
+
+def test_validation_items_equal_to_training_items_are_left_out(tiny_phi, tmp_path, caplog):
+    from advfilter.lm.data import training_data
+
+    data = tmp_path / "items.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in ITEMS) + "\n")
+    chosen = training_data(data, data, valid_fraction=0.1, seed=0)  # --eval-data: the same file
+    assert chosen.valid == [] and "left out 8 validation items" in chosen.note
+
+
+def test_the_last_step_is_always_evaluated(tiny_phi, tmp_path):
+    docs = [to_doc(r) for r in ITEMS]
+    summary = finetune(config(tiny_phi, max_steps=6, eval_every=4), docs, docs[:4], tmp_path / "out")
+    evals = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
+             if "eval_loss" in x]
+    assert [e["step"] for e in evals] == [0, 4, 6]
+    assert summary["eval_acc_norm"] == evals[-1]["eval_acc_norm"]

@@ -73,11 +73,13 @@ def test_no_context_gets_endings_from_a_generator_trained_on_its_video(reference
     ("train", {0: {1, 2}, 3: {0, 1, 2}, 4: {0, 1, 2}}),  # folds 3 and 4: validation and test
 ])
 def test_fit_folds_train_keeps_held_out_text_out_of_every_generator(fit_folds, learns_from):
+    from advfilter.core.layout import splits_of
     from advfilter.pipeline.generate import fold_data
 
     contexts = pd.DataFrame({"id": [f"c{i}" for i in range(20)], "video_id": [f"v{i}" for i in range(20)],
                              "fold": [i % 5 for i in range(20)], "ctx_a": "A man stands.", "ctx_b": "He",
                              "ending": "waves.", "activity_label": "Waving", "source": "demo"})
+    contexts["split"] = splits_of(contexts, 5, 0)
     fold_of = dict(zip(contexts["video_id"], contexts["fold"]))
     for fold, expected in learns_from.items():
         *_, videos = fold_data(contexts, fold, seed=0, fraction=0.1, fit_folds=fit_folds)
@@ -131,3 +133,24 @@ def test_an_unknown_generator_is_refused_before_the_stage_starts(runner, corpus,
     result = runner.invoke(main, [*args, "--generator", "gpt9"])
     assert result.exit_code == 2 and "unknown generator 'gpt9'" in result.stderr
     assert runner.invoke(main, [*args, "--generator", "random"]).exit_code == 0
+
+
+def test_a_mixture_writes_the_same_bytes_with_one_worker_as_with_two(corpus, tmp_path):
+    mixture = {**TINY_LSTM, "generate.generator": "lstm,retrieval"}
+    run_generate(tmp_path / "one", corpus, **mixture, **{"generate.workers": 1})
+    run_generate(tmp_path / "two", corpus, **mixture, **{"generate.workers": 2})
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
+
+
+def test_gpu_workers_are_capped_at_the_gpus_ray_sees_and_it_says_so(caplog):
+    import ray
+
+    from advfilter.pipeline.generate import _workers
+
+    cfg = load_config(None, {"generate.generator": "hf:any", "generate.workers": 3})
+    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False)  # Ray advertises the GPU it is told of
+    try:
+        assert _workers(cfg) == (1, 1.0)
+    finally:
+        ray.shutdown()
+    assert "generate.workers 3 > the 1 GPUs Ray sees" in caplog.text

@@ -15,12 +15,19 @@ from generators.sampling import filter_logits
 from advfilter.core.text import count_words, cut_at_sentence_end, detokenize, normalize, word_tokenize
 
 FIVE = [
-    Context("A man stands in a gym with a rope.", "The man", "skips over the rope very fast."),
-    Context("A girl walks into a kitchen.", "She", "cracks two eggs into a large bowl."),
-    Context("A boy carries a ball onto a field.", "Then the boy", "kicks the ball hard at the net."),
-    Context("A woman sits down at a piano.", "The woman", "plays a slow song with her eyes closed."),
-    Context("An old man opens the garage door.", "He", "pulls the cord to start the mower."),
+    Context("A man stands in a gym with a rope.", "The man", "skips over the rope very fast.", "v0"),
+    Context("A girl walks into a kitchen.", "She", "cracks two eggs into a large bowl.", "v1"),
+    Context("A boy carries a ball onto a field.", "Then the boy", "kicks the ball hard at the net.", "v2"),
+    Context("A woman sits down at a piano.", "The woman", "plays a slow song with her eyes closed.", "v3"),
+    Context("An old man opens the garage door.", "He", "pulls the cord to start the mower.", "v4"),
 ]
+
+
+def indexed(gen, contexts):
+    """``gen`` fitted on ``contexts`` and given them as its fold (random draws their golds)."""
+    gen.fit(contexts, [], 0)
+    gen.index_fold(contexts)
+    return gen
 
 
 def make(generator: str, **generate):
@@ -130,42 +137,42 @@ def test_the_lstm_fluency_filter_returns_its_most_probable_endings_per_token(ove
 
 def test_pools_hold_distinct_non_gold_endings_within_the_length_bounds():
     gen, cfg = make("random", num_candidates=3)
-    gen.fit(FIVE, [], 0)
+    indexed(gen, FIVE)
     pools, dropped = candidate_pools(gen, FIVE, cfg, seed=0)
     for context, pool in zip(FIVE, pools):
         keys = [normalize(e) for e in pool]
         assert normalize(context.ending) not in keys and len(set(keys)) == len(keys) == 3
-    assert dropped["gold"] > 0 and dropped["duplicate"] > 0
+    assert dropped["duplicate"] > 0
 
 
 def test_endings_opening_with_punctuation_are_dropped():
     gen, cfg = make("random", num_candidates=2, retry_rounds=1)
-    gen.fit([*FIVE, Context("A man waves.", "He", ", and then waves again."),
-             Context("A dog runs.", "It", "- runs back to the ball quickly.")], [], 0)
+    indexed(gen, [*FIVE, Context("A man waves.", "He", ", and then waves again.", "v5"),
+                  Context("A dog runs.", "It", "- runs back to the ball quickly.", "v6")])
     pools, dropped = candidate_pools(gen, FIVE, cfg, seed=0)
     assert dropped["starts_with_punct"] > 0
     assert not any(e[0] in ",-" for pool in pools for e in pool)
 
 
 def test_endings_repeating_the_first_sentence_are_dropped():
-    echo = Context("A man stands in a gym and skips over the rope very fast.", "He", "bows to the crowd.")
-    gen, cfg = make("random", num_candidates=4, retry_rounds=8)
-    gen.fit(FIVE, [], 0)
-    [pool], dropped = candidate_pools(gen, [echo], cfg, seed=0)
+    echo = Context("A man stands in a gym and skips over the rope very fast.", "He", "bows to the crowd.", "v9")
+    gen, cfg = make("random", num_candidates=5, retry_rounds=8)
+    indexed(gen, FIVE)
+    [pool], dropped = candidate_pools(gen, [echo], cfg, seed=0)  # asks for all five
     assert dropped["repeats_context"] > 0
     assert "skips over the rope very fast." not in pool and len(pool) == 4  # the other four
 
 
 def test_contexts_short_of_candidates_are_reported_not_padded():
     gen, cfg = make("random", num_candidates=10, retry_rounds=2)
-    gen.fit(FIVE, [], 0)
+    indexed(gen, FIVE)
     pools, _ = candidate_pools(gen, FIVE, cfg, seed=0)
     assert [len(p) for p in pools] == [4] * 5  # only four other endings exist
 
 
 def test_candidate_table_puts_the_gold_first_with_lm_features():
     gen, cfg = make("random", num_candidates=2)
-    gen.fit(FIVE, [], 0)
+    indexed(gen, FIVE)
     pools, _ = candidate_pools(gen, FIVE[:2], cfg, seed=0)
     table = candidate_table(gen, ["a", "b"], FIVE[:2], pools)
     assert table.groupby("context_id")["is_gold"].first().all()
@@ -235,6 +242,8 @@ NEAR = [Context("A man stands in a gym holding a jump rope.", "The man", "jumps 
         Context("A woman sits at a grand piano on a stage.", "She", "plays a loud chord and bows.", "n1"),
         Context("A chef chops onions in a busy kitchen.", "The chef", "tosses the onions into a pan.", "n2")]
 FOLD = [replace(c, video=f"v{i}") for i, c in enumerate(FIVE)]  # the fold's own contexts
+BIG_FOLD = [*FOLD, *(Context(f"Person {i} stands in room {i}.", "They", f"do task number {i} with great care.",
+                             f"m{i}") for i in range(40))]  # a mixture's parts rarely draw the same ending
 
 
 def test_retrieval_returns_the_endings_of_the_nearest_contexts_of_its_fold(tmp_path):
@@ -277,7 +286,7 @@ def test_retrieval_draws_free_first_sentence_endings_from_every_fold_but_never_a
 def test_a_mixture_interleaves_its_parts_and_knows_who_wrote_each_ending(tmp_path):
     gen, cfg = make("random,retrieval")
     gen.fit(FIVE, [], seed=0)
-    gen.index_fold(FOLD)
+    gen.index_fold(BIG_FOLD)
     pools, _ = candidate_pools(gen, NEAR, cfg, seed=0)
     table = candidate_table(gen, ["a", "b", "c"], NEAR, pools)
     negatives = table[~table["is_gold"]]
@@ -292,9 +301,9 @@ def test_a_mixture_fills_the_pool_in_its_shares():
     gen, cfg = make("random,retrieval", mixture_shares={"retrieval": 3}, num_candidates=4,
                     retrieval={"neighbours": 1.0})
     gen.fit(FIVE, [], seed=0)
-    gen.index_fold(FOLD)
+    gen.index_fold(BIG_FOLD)
     pools, _ = candidate_pools(gen, NEAR, cfg, seed=0)
-    origins = [gen.origin(e) for pool in pools for e in pool]
+    origins = [w for pool in pools for w in pool.writers]
     assert origins.count("retrieval") > 2 * origins.count("random") > 0
 
 

@@ -42,9 +42,14 @@ _SHARD_STATS = b"advfilter.shard"
 
 # --- contexts ------------------------------------------------------------------------------
 def read_contexts(run: RunStore) -> pd.DataFrame:
-    """The contexts table (``id, source, input_file, video_id, fold, activity_label, ctx_a,
-    ctx_b, ending, ctx_a_ending``; runs made before ``ctx_a_ending`` existed lack it)."""
-    return pd.read_parquet(run.path(CONTEXTS_FILE))
+    """The contexts table (``id, source, input_file, video_id, fold, split, activity_label,
+    ctx_a, ctx_b, ending, ctx_a_ending``; runs made before ``ctx_a_ending`` existed lack it,
+    and the ``split`` of runs made before it was stored is derived as it was then)."""
+    table = pd.read_parquet(run.path(CONTEXTS_FILE))
+    if "split" not in table:
+        folds = run.manifest.get("config", {}).get("contexts", {}).get("folds") or int(table["fold"].max()) + 1
+        table["split"] = splits_of(table, folds, run.manifest.get("seed", 0))
+    return table
 
 
 def write_contexts(run: RunStore, table: pd.DataFrame) -> None:
@@ -196,6 +201,11 @@ def split_of(fold: int, folds: int, video_id: str, seed: int) -> str:
 SPLITS = ("train", "validation", "test")
 
 
+def splits_of(contexts: pd.DataFrame, folds: int, seed: int) -> list[str]:
+    """``split_of`` each row of a contexts table (``fold``, ``video_id``), ``folds`` in all."""
+    return [split_of(int(f), folds, v, seed) for f, v in zip(contexts["fold"], contexts["video_id"])]
+
+
 def _options(column: Sequence[Any], start: int, negatives: Sequence[int], label: int) -> list[Any]:
     """A context's values of ``column`` (its rows from ``start``, the gold first): those of the
     assigned ``negatives``, with the gold's inserted at ``label``."""
@@ -207,7 +217,7 @@ def _options(column: Sequence[Any], start: int, negatives: Sequence[int], label:
 def items(run: RunStore, round_n: int | None = None, split: str | None = None,
           revisions: dict[str, Any] | None = None, sources: bool = False) -> Iterator[dict[str, Any]]:
     """HellaSwag-style items of round ``round_n`` (default: the last), gold at a seeded position,
-    each with its ``split`` (``split_of`` its fold); only ``split``'s items when one is named.
+    each with its ``split`` (the contexts table's); only ``split``'s items when one is named.
     ``revisions`` (context id → an object with ``negatives`` and ``revision``) replaces the
     round's negatives of those items (human verification's revisions); items carry their
     ``revision`` (0: the round's own). With ``sources``, items also carry ``ending_sources``:
@@ -225,14 +235,13 @@ def items(run: RunStore, round_n: int | None = None, split: str | None = None,
     row_of = {cid: i for i, cid in enumerate(rows.context_ids)}
     contexts = read_contexts(run).set_index("id")
     seed = run.manifest.get("seed", 0)
-    folds = run.manifest.get("config", {}).get("contexts", {}).get("folds") or int(contexts["fold"].max()) + 1
     assignment = read_round(run, round_n)
     ind = 0
     for cid, negatives in zip(assignment["context_id"], assignment["negatives"]):
         if negatives[0] < 0:
             continue
         row = contexts.loc[cid]
-        item_split = split_of(int(row["fold"]), folds, row["video_id"], seed)
+        item_split = row["split"]
         if split is not None and item_split != split:
             continue
         start = rows.offsets[row_of[cid]]

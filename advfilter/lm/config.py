@@ -25,6 +25,8 @@ class FinetuneConfig(Strict):
     eval_batch_size: int = Field(16, ge=1)
     eval_every: int = Field(0, ge=0, description="evaluate every N optimizer steps; 0 = after each epoch")
     eval_items: int = Field(0, ge=0, description="validation items evaluated (the first N); 0 = all")
+    valid_fraction: float = Field(0.1, gt=0, lt=1, description=(
+        "data with no train split: the share of its videos held out to validate on"))
     save_every: int = Field(50, ge=1, description="checkpoint every N optimizer steps")
     load_4bit: bool = False
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")

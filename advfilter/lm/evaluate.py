@@ -46,15 +46,18 @@ class Doc:
     activity: str
     source: str
     split: str = ""
+    ident: str = ""  # the item's id: its context id, HellaSwag's ind, or its line
+    video: str = ""  # what it was filmed or written from: its source_id (else its id)
 
 
-def to_doc(record: dict[str, Any]) -> Doc:
+def to_doc(record: dict[str, Any], default_id: str = "") -> Doc:
     ctx = record["ctx_a"] + " " + record["ctx_b"].capitalize()
     source_id = str(record.get("source_id", ""))
     source = source_id.split("~")[0] if "~" in source_id else ""  # "activitynet~v_x"; a bare id: none
+    ident = str(record.get("context_id", record.get("ind", default_id)))
     return Doc(preprocess(record["activity_label"] + ": " + ctx),
                tuple(preprocess(e) for e in record["endings"]), int(record["label"]),
-               record["activity_label"], source, str(record.get("split", "")))
+               record["activity_label"], source, str(record.get("split", "")), ident, source_id or ident)
 
 
 def read_docs(path: Path, split: str | None = None) -> list[Doc]:
@@ -62,7 +65,7 @@ def read_docs(path: Path, split: str | None = None) -> list[Doc]:
     docs = []
     for lineno, record in iter_json_lines(path):  # unreadable file, bad JSON: InputError
         try:
-            docs.append(to_doc(record))
+            docs.append(to_doc(record, f"line {lineno}"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InputError(path, f"line {lineno}", f"not a HellaSwag record: {exc!r}") from None
     if split is not None:

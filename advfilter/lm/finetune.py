@@ -22,12 +22,13 @@ import numpy as np
 import torch
 import yaml
 
-from advfilter.lm.config import FinetuneConfig
 from advfilter.core.errors import ConfigError, RunError
 from advfilter.core.lm import continuation_logprobs
 from advfilter.core.models import load_causal_lm
 from advfilter.core.seeds import derive_seed
 from advfilter.core.store import RunStore, atomic_dir, atomic_path, write_json, write_jsonl
+from advfilter.lm.config import FinetuneConfig
+from advfilter.lm.data import training_data
 from advfilter.lm.evaluate import Doc, Scorer, batches, summarize
 
 log = logging.getLogger(__name__)
@@ -110,16 +111,20 @@ class Training:
         torch.set_rng_state(state["rng"])
 
     def start_log(self) -> None:
-        """``OUT/config.yaml``, and ``OUT/metrics.jsonl`` restarted from what the checkpoint
-        knew (rows written after it are redone)."""
+        """``OUT/config.yaml``, ``OUT/splits.json`` (the ids of the items trained and evaluated
+        on) and ``OUT/metrics.jsonl`` restarted from what the checkpoint knew (rows written
+        after it are redone)."""
         with atomic_path(self.out / "config.yaml") as tmp:
             tmp.write_text(yaml.safe_dump(self.cfg.model_dump(), sort_keys=False))
+        write_json(self.out / "splits.json", {"trained_on": [d.ident for d in self.train],
+                                               "evaluated_on": [d.ident for d in self.held_out]})
         write_jsonl(self.out / "metrics.jsonl", self.history)
 
     def record(self, row: dict[str, Any]) -> None:
+        """Add a row to the log; ``OUT/metrics.jsonl`` is replaced whole (atomically), so a
+        crash never leaves half a line."""
         self.history.append(row)
-        with open(self.out / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        write_jsonl(self.out / "metrics.jsonl", self.history)
         self.on_log(row)
 
     def evaluate(self, epoch: int) -> None:
@@ -176,6 +181,7 @@ class Training:
         self.model.train()
         if self.step == 0:
             self.evaluate(0)  # the base model: what fine-tuning is compared with
+        epoch = 0
         for epoch in range(math.ceil(self.total / self.per_epoch)):
             for g, group in enumerate(self.epoch_groups(epoch)):
                 if epoch * self.per_epoch + g < self.step or self.step >= self.total:
@@ -190,6 +196,10 @@ class Training:
             self.save()
             if self.step >= self.total:
                 break
+        last = self.history[-1] if self.history else {}
+        if self.held_out and last.get("step") == self.step and "eval_loss" not in last:
+            self.evaluate(epoch + 1)  # the last step is always evaluated: "final" means final
+            self.save()
 
     def finish(self) -> dict[str, Any]:
         """``OUT/adapter`` (adapter + tokenizer) and ``OUT/metrics.json``; the summary."""
@@ -222,33 +232,6 @@ def finetune(cfg: FinetuneConfig, train: list[Doc], valid: list[Doc], out: Path,
     return training.finish()
 
 
-def load_training_docs(data: Path | RunStore, eval_data: Path | None) -> tuple[list[Doc], list[Doc]]:
-    """(train, validation) Docs from a run (its last round's train and validation splits), a
-    DatasetDict folder (``export --format hf``) or JSONL.
-
-    JSONL: records whose ``split`` is ``train`` train (all records if none is marked), those
-    marked ``validation``/``val`` validate unless ``eval_data`` is given.
-    """
-    from advfilter.lm.evaluate import read_docs, run_docs, to_doc
-
-    if isinstance(data, RunStore):
-        return run_docs(data, "train"), read_docs(eval_data) if eval_data else run_docs(data, "validation")
-
-    if data.is_dir():
-        from datasets import load_from_disk
-
-        dataset = load_from_disk(str(data))
-        return ([to_doc(r) for r in dataset["train"]],
-                [to_doc(r) for r in dataset["validation"]] if "validation" in dataset else [])
-    docs = read_docs(data)
-    splits = {d.split for d in docs}
-    train = [d for d in docs if d.split == "train"] if "train" in splits else docs
-    if eval_data is not None:
-        return train, read_docs(eval_data)
-    held = next((name for name in ("validation", "val") if name in splits), None)
-    return train, [d for d in docs if d.split == held] if held else []
-
-
 def wandb_run(cfg: FinetuneConfig, out: Path, group: str | None = None, name: str | None = None) -> Any:
     """A W&B run for ``cfg`` under ``out`` (offline unless ``WANDB_API_KEY`` or ``WANDB_MODE``
     say otherwise); ``group`` gathers a sweep's trials."""
@@ -265,8 +248,13 @@ def finetune_recipe(cfg: FinetuneConfig, data: Path | RunStore, out: Path, eval_
                     resume: bool = False, use_wandb: bool = False,
                     on_log: Callable[[dict[str, Any]], None] = lambda _: None,
                     wandb_group: str | None = None) -> dict[str, Any]:
-    """The ``finetune-phi2`` recipe: read the items, train, log (and to W&B if asked)."""
-    train, valid = load_training_docs(data, eval_data)
+    """The ``finetune-phi2`` recipe: read the items (never validating on one it trains on; a
+    line on stderr says how they were split when the data did not say), train, log (and to
+    W&B if asked)."""
+    chosen = training_data(data, eval_data, cfg.valid_fraction, cfg.seed)
+    if chosen.note:
+        log.warning(chosen.note)
+    train, valid = chosen.train, chosen.valid
     if not use_wandb:
         return finetune(cfg, train, valid, out, resume=resume, on_log=on_log)
     out.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,8 @@ import yaml
 from advfilter.core.errors import ConfigError
 from advfilter.core.store import RunStore, atomic_path, read_jsonl, write_jsonl
 from advfilter.lm.config import SweepConfig
-from advfilter.lm.finetune import finetune_recipe, load_training_docs, plan_steps
+from advfilter.lm.data import training_data
+from advfilter.lm.finetune import finetune_recipe, plan_steps
 from advfilter.lm.results import (
     EVAL_KEYS, best_result, metrics_rows, read_results, trial_result, write_best,
 )
@@ -186,7 +187,9 @@ def _scheduler(cfg: SweepConfig, first_eval: int, total: int) -> Any:
 def _check_inputs(cfg: SweepConfig, data: SweepData, out: Path, use_wandb: bool) -> int:
     """Refuse what cannot run (no train or validation items, --wandb without wandb, another
     sweep's folder) before Ray starts; the training items' count."""
-    train, valid = load_training_docs(data.load(), Path(data.eval_data) if data.eval_data else None)
+    chosen = training_data(data.load(), Path(data.eval_data) if data.eval_data else None,
+                           cfg.finetune.valid_fraction, cfg.finetune.seed)
+    train, valid = chosen.train, chosen.valid
     if not train or not valid:
         raise ConfigError(f"{data.path}: a sweep needs train and validation items "
                           f"(found {len(train)} and {len(valid)})")

@@ -4,7 +4,9 @@ Samples are cut at the end of their sentence and dropped when empty, opening wit
 punctuation mark (", and dress ..." never starts a verb phrase), unfinished (no final mark
 where the gold has one), equal to the gold, a repeat of words of the context's first sentence
 (what already happened is no continuation, and people reject it at once), a duplicate of an
-earlier candidate (after normalisation) or outside the ending length bounds. Sampling repeats
+earlier candidate (after normalisation), the gold of an item of another split (so no split
+meets another's golds as negatives, whatever the generator) or outside the ending length
+bounds. Sampling repeats
 for the contexts still short of ``num_candidates`` until ``retry_rounds`` run out; those
 contexts are kept with fewer candidates or dropped.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -26,13 +28,30 @@ CANDIDATE_COLUMNS = ["context_id", "ending", "is_gold", "lm_logprob", "lm_uncond
                      "ending_tokens", "context_tokens", "generator"]
 
 
+def foreign_golds(golds: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
+    """Per split, the normalised golds of every other split (``golds``: each split's golds)."""
+    normal = {s: {normalize(g) for g in texts} for s, texts in golds.items()}
+    return {s: set().union(*(t for other, t in normal.items() if other != s)) for s in normal}
+
+
+class Pool(list):
+    """A context's candidate endings (a list of str) and ``writers``: who wrote each."""
+
+    def __init__(self, endings: Sequence[str] = (), writers: Sequence[str] = ()) -> None:
+        super().__init__(endings)
+        self.writers = list(writers)
+
+
 def candidate_pools(
-    gen: Generator, contexts: Sequence[Context], cfg: Config, seed: int
-) -> tuple[list[list[str]], Counter[str]]:
-    """Up to ``num_candidates`` distinct endings per context, and why samples were dropped."""
+    gen: Generator, contexts: Sequence[Context], cfg: Config, seed: int,
+    foreign: Mapping[str, set[str]] | None = None,
+) -> tuple[list[Pool], Counter[str]]:
+    """Up to ``num_candidates`` distinct endings per context, and why samples were dropped.
+    ``foreign`` (``foreign_golds``) holds, per split, the golds a context of it may not get."""
+    foreign = foreign or {}
     g = cfg.generate
     lo, hi = cfg.contexts.min_ending_tokens, cfg.contexts.max_ending_tokens
-    pools: list[dict[str, str]] = [{} for _ in contexts]
+    pools: list[dict[str, tuple[str, str]]] = [{} for _ in contexts]  # key → (ending, writer)
     golds = [normalize(c.ending) for c in contexts]
     firsts = [f" {normalize(c.ctx_a)} " for c in contexts]
     finals = [c.ending.endswith(_FINAL) for c in contexts]
@@ -42,9 +61,9 @@ def candidate_pools(
         if not need:
             break
         draws = math.ceil((g.num_candidates - min(len(pools[i]) for i in need)) * g.oversample)
-        samples = gen.sample([contexts[i] for i in need], draws, derive_seed(seed, attempt))
+        samples = gen.sample_writers([contexts[i] for i in need], draws, derive_seed(seed, attempt))
         for i, endings in zip(need, samples):
-            for raw in endings:
+            for raw, writer in endings:
                 ending = cut_at_sentence_end(raw).strip()
                 if not finals[i]:  # the gold has no final mark: neither may the candidates
                     ending = ending.rstrip(".!?").rstrip()
@@ -54,6 +73,7 @@ def candidate_pools(
                           else "starts_with_punct" if not ending[0].isalnum()
                           else "unfinished" if finals[i] and not ending.endswith(_FINAL)
                           else "gold" if key == golds[i]
+                          else "other_split_gold" if key in foreign.get(contexts[i].split, ())
                           else "repeats_context" if f" {key} " in firsts[i]
                           else "duplicate" if key in pools[i] else "too_short" if words < lo
                           else "too_long" if words > hi
@@ -61,12 +81,12 @@ def candidate_pools(
                 if reason:
                     dropped[reason] += 1
                 else:
-                    pools[i][key] = ending
-    return [list(pool.values()) for pool in pools], dropped
+                    pools[i][key] = (ending, writer)
+    return [Pool([e for e, _ in p.values()], [w for _, w in p.values()]) for p in pools], dropped
 
 
 def candidate_table(
-    gen: Generator, ids: Sequence[str], contexts: Sequence[Context], pools: Sequence[Sequence[str]]
+    gen: Generator, ids: Sequence[str], contexts: Sequence[Context], pools: Sequence[Pool]
 ) -> pd.DataFrame:
     """One row per ending (the gold first, ``is_gold``) with the generator's LM features.
 
@@ -77,9 +97,10 @@ def candidate_table(
     cond = gen.score(contexts, endings)
     uncond = gen.score([None] * len(contexts), endings)
     rows = []
-    for cid, c, group, c_scores, u_scores in zip(ids, contexts, endings, cond, uncond):
+    for cid, c, pool, group, c_scores, u_scores in zip(ids, contexts, pools, endings, cond, uncond):
         context_words = count_words(f"{c.ctx_a} {c.ctx_b}")
+        writers = ["gold", *pool.writers]
         for j, ending in enumerate(group):
             rows.append((cid, ending, j == 0, float(c_scores[j, 0]), float(u_scores[j, 0]),
-                         int(c_scores[j, 1]), context_words, "gold" if j == 0 else gen.origin(ending)))
+                         int(c_scores[j, 1]), context_words, writers[j]))
     return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)

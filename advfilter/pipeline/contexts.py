@@ -25,7 +25,7 @@ from advfilter.core.nlp import load_pipeline
 from advfilter.core.seeds import derive_seed
 from advfilter.sources import Item, Record, Story, sources
 from advfilter.pipeline.cut import Parsed, analyse
-from advfilter.core.layout import CONTEXTS_FILE, write_contexts
+from advfilter.core.layout import CONTEXTS_FILE, splits_of, write_contexts
 from advfilter.core.store import RunStore, sha256_file
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,7 @@ def contexts_from_records(
                                  s2[:cut].strip(), s2[cut:].strip(),
                                  free_ending(story.sentences[i], parsed[i], i - 1 in kept, cfg.contexts)))
     table = pd.DataFrame(rows, columns=COLUMNS)
+    table.insert(COLUMNS.index("fold") + 1, "split", splits_of(table, cfg.contexts.folds, cfg.seed))
     duplicated = table["id"][table["id"].duplicated()]
     if len(duplicated):
         first = table[table["id"] == duplicated.iloc[0]].iloc[-1]

@@ -22,7 +22,7 @@ from advfilter.core.cluster import ray_session
 from advfilter.core.config import Config
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
-    CANDIDATES_DIR, MODELS_DIR, read_contexts, read_shard_stats, shard_name, split_of,
+    CANDIDATES_DIR, MODELS_DIR, read_contexts, read_shard_stats, shard_name,
 )
 from advfilter.core.progress import progress
 from advfilter.core.seeds import derive_seed
@@ -56,8 +56,8 @@ def model_dir_name(generator: str) -> str:
 def as_contexts(table: pd.DataFrame) -> list[Context]:
     """The rows of a contexts table as generator Contexts."""
     free = table["ctx_a_ending"] if "ctx_a_ending" in table else [""] * len(table)  # older runs
-    return [Context(a, b, e, v, f) for a, b, e, v, f in
-            zip(table["ctx_a"], table["ctx_b"], table["ending"], table["video_id"], free)]
+    return [Context(a, b, e, v, f, s) for a, b, e, v, f, s in
+            zip(table["ctx_a"], table["ctx_b"], table["ending"], table["video_id"], free, table["split"])]
 
 
 def plan_shards(contexts: pd.DataFrame, shard_size: int) -> list[Shard]:
@@ -81,9 +81,7 @@ def fold_data(contexts: pd.DataFrame, fold: int, seed: int, fraction: float, fit
     split by video for early stopping."""
     train = contexts[contexts["fold"] != fold].sort_values("id")
     if fit_folds == "train":
-        folds = int(contexts["fold"].max()) + 1
-        train = train[[split_of(int(f), folds, v, seed) == "train"
-                       for f, v in zip(train["fold"], train["video_id"])]]
+        train = train[train["split"] == "train"]
     if train.empty:
         raise RunError(f"fold {fold}: the other folds{' of the train split' if fit_folds == 'train' else ''} "
                        "hold no contexts to fit a generator on; use fewer folds or a larger corpus")
@@ -95,7 +93,10 @@ def _workers(cfg: Config) -> tuple[int, float]:
     """(actor count, GPUs per actor): one per GPU where Ray sees GPUs, else one per core."""
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if gpus and cfg.generate.generator != "lstm":
-        return (cfg.generate.workers or gpus), 1.0
+        if cfg.generate.workers > gpus:  # an actor that asks for a GPU nobody has never starts
+            log.warning("generate.workers %d > the %d GPUs Ray sees: running %d GPU workers",
+                        cfg.generate.workers, gpus, gpus)
+        return min(cfg.generate.workers or gpus, gpus), 1.0
     return (cfg.generate.workers or os.cpu_count() or 1), 0.0
 
 
@@ -151,14 +152,21 @@ def _get(ref, what: str) -> Any:
         raise RunError(f"{what} failed after retries: {cause}") from None
 
 
-def _fill_shards(cfg: Config, shards: list[Shard], models: Path, out: Path) -> None:
+def golds_by_split(contexts: pd.DataFrame) -> dict[str, list[str]]:
+    """Each split's gold endings (sorted, without repeats)."""
+    return {str(s): sorted(set(group["ending"])) for s, group in contexts.groupby("split")}
+
+
+def _fill_shards(cfg: Config, shards: list[Shard], models: Path, out: Path,
+                 golds: dict[str, list[str]]) -> None:
     if not shards:
         return
     count, gpus = _workers(cfg)
     actor = ray.remote(ShardWorker).options(
         num_cpus=cfg.generate.threads_per_worker, num_gpus=gpus,
         max_restarts=cfg.generate.max_retries, max_task_retries=cfg.generate.max_retries)
-    pool = [actor.remote(cfg.model_dump_json(), str(models), str(out))
+    golds_ref = ray.put(golds)
+    pool = [actor.remote(cfg.model_dump_json(), str(models), str(out), golds_ref)
             for _ in range(min(count, len(shards)))]
     queue, running = list(shards), {}
     bar = progress(total=sum(len(s.ids) for s in shards), unit="ctx", desc="generating")
@@ -198,7 +206,7 @@ def generate_candidates(cfg: Config, run: RunStore, ray_address: str | None = No
     todo = [s for s in shards if not (out / shard_name(s.index)).exists()]
     with ray_session(ray_address, cpus=(g.workers or os.cpu_count() or 1) * g.threads_per_worker):
         _fit_missing_folds(cfg, contexts, models)
-        _fill_shards(cfg, todo, models, out)
+        _fill_shards(cfg, todo, models, out, golds_by_split(contexts))
     summary = summarize([read_shard_stats(out / shard_name(s.index)) for s in shards])
     summary.resumed_shards = len(shards) - len(todo)
     summary.seconds = time.perf_counter() - start

@@ -19,7 +19,7 @@ from advfilter.core.config import Config
 from advfilter.core.layout import shard_name, write_shard
 from advfilter.core.seeds import derive_seed
 from advfilter.core.store import atomic_dir
-from advfilter.pipeline.candidates import candidate_pools, candidate_table
+from advfilter.pipeline.candidates import candidate_pools, candidate_table, foreign_golds
 from generators import Context, resolve
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,9 @@ def _inject_fault(index: int) -> None:
 class ShardWorker:
     """Fills shards with candidates for the folds whose generators live in ``models_dir``."""
 
-    def __init__(self, cfg_json: str, models_dir: str, out_dir: str) -> None:
+    def __init__(self, cfg_json: str, models_dir: str, out_dir: str, golds: dict[str, list[str]]) -> None:
         self.cfg = Config.model_validate_json(cfg_json)
+        self.foreign = foreign_golds(golds)
         torch.set_num_threads(self.cfg.generate.threads_per_worker)
         self.models_dir, self.out_dir = Path(models_dir), Path(out_dir)
         self.loaded: dict[int, Any] = {}
@@ -91,7 +92,7 @@ class ShardWorker:
         _inject_fault(shard.index)
         gen = self._generator(shard.fold)
         seed = derive_seed(self.cfg.seed, "generate", shard.index)
-        pools, dropped = candidate_pools(gen, shard.contexts, self.cfg, seed)
+        pools, dropped = candidate_pools(gen, shard.contexts, self.cfg, seed, self.foreign)
         short = [len(p) < self.cfg.generate.num_candidates for p in pools]
         keep = [i for i, s in enumerate(short)
                 if not (s and self.cfg.generate.short_contexts == "drop")]
