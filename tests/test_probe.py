@@ -11,7 +11,7 @@ from advfilter.core.config import load_config
 from advfilter.core.settings import ProbeConfig
 from advfilter.core.layout import read_probes
 from advfilter.pipeline.filter import adversarial_filter
-from advfilter.gauges.probe import by_source, halves, parse_rounds, run_probes
+from advfilter.gauges.probe import by_source, halves, parse_rounds, run_probes, sample
 from conftest import FAST_RUN
 
 ACTS = ["chops the onion on the board.", "pours water into the pot.", "stirs the soup slowly.",
@@ -66,6 +66,17 @@ def test_the_encoder_probe_learns_what_tells_the_gold_apart():
     cfg = ProbeConfig(encoder={"epochs": 3, "lr": 1e-4, "max_train": 40, "max_test": 40, "max_length": 32})
     [result] = run_probes(toy_items(80, True), cfg, ["encoder"])
     assert result.probe == "encoder" and result.acc > 0.8 and result.n_test <= 40
+
+
+def test_the_encoder_probe_tests_a_seeded_random_sample_and_reports_the_counts_used():
+    items = toy_items(80, True)
+    train, test = halves(items, 0)
+    picked = sample(test, 6, seed=0, what="test")
+    assert picked != test[:6] and all(it in test for it in picked)  # not the first six
+    assert picked == sample(test, 6, seed=0, what="test") != sample(test, 6, seed=1, what="test")
+    cfg = ProbeConfig(encoder={"epochs": 1, "max_train": 8, "max_test": 6, "max_length": 32})
+    [result] = run_probes(items, cfg, ["encoder"])
+    assert (result.n_train, result.n_test) == (8, 6)
 
 
 def test_by_source_says_whose_negatives_a_probe_is_fooled_by():

@@ -38,11 +38,9 @@ def _scores(model: _CrossEncoder, tok: Any, items: Sequence[dict[str, Any]], max
 
 def train_and_pick(train: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]],
                    cfg: EncoderProbeConfig, device: str, seed: int) -> np.ndarray:
-    """Fine-tune on (up to ``cfg.max_train`` of) ``train``; the chosen ending of each of (up
-    to ``cfg.max_test`` of) ``test``, in order."""
+    """Fine-tune on ``train``; the chosen ending of each item of ``test``, in order (the
+    caller samples both: ``probe.sample``)."""
     rng = np.random.default_rng(seed)
-    train = [train[i] for i in sorted(rng.permutation(len(train))[:cfg.max_train])]
-    test = list(test[:cfg.max_test])
     dev = resolve_device(device)
     torch.manual_seed(seed)
     tok = load_tokenizer(cfg.model)

@@ -107,12 +107,30 @@ def by_source(picks: np.ndarray, test: Sequence[Item]) -> dict[str, dict[str, fl
     return out
 
 
-Probe = Callable[[list[Item], list[Item], ProbeConfig], dict[str, np.ndarray]]
+@dataclass
+class Picks:
+    """What one probe did on one half: the ending it picked for each item it was ``tested`` on,
+    and how many items it was ``trained`` on."""
+
+    picks: np.ndarray
+    tested: list[Item]
+    trained: int
+
+
+Probe = Callable[[list[Item], list[Item], ProbeConfig], dict[str, Picks]]
 probes: Registry[Probe] = Registry("probe")
 
 
+def sample(items: Sequence[Item], k: int, seed: int, what: str) -> list[Item]:
+    """At most ``k`` of ``items``: a seeded random sample (in their order), not the first k."""
+    if len(items) <= k:
+        return list(items)
+    keep = np.random.default_rng(derive_seed(seed, "probe-sample", what)).permutation(len(items))[:k]
+    return [items[i] for i in sorted(keep)]
+
+
 @probes.register("tfidf")
-def tfidf_probes(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[str, np.ndarray]:
+def tfidf_probes(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[str, Picks]:
     """Picks of the ending-only and the with-context TF-IDF + logistic-regression probes."""
     from scipy.sparse import csr_matrix, hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -141,7 +159,7 @@ def tfidf_probes(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[
     for name, with_context in (("tfidf_ending", False), ("tfidf_context", True)):
         model = LogisticRegression(max_iter=2000, C=cfg.tfidf_c).fit(features(endings, contexts, with_context), labels)
         scores = model.decision_function(features(te, tc, with_context))
-        out[name] = _pick(scores, test)
+        out[name] = Picks(_pick(scores, test), list(test), len(train))
     return out
 
 
@@ -152,11 +170,14 @@ def _pick(flat_scores: np.ndarray, items: Sequence[Item]) -> np.ndarray:
 
 
 @probes.register("encoder")
-def encoder_probe(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[str, np.ndarray]:
-    """Picks of a pretrained encoder fine-tuned as a multiple-choice cross-encoder."""
+def encoder_probe(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[str, Picks]:
+    """Picks of a pretrained encoder fine-tuned as a multiple-choice cross-encoder, on seeded
+    random samples of ``encoder.max_train`` and ``encoder.max_test`` items of the halves."""
     from advfilter.gauges.encoder_probe import train_and_pick
 
-    return {"encoder": train_and_pick(train, test, cfg.encoder, cfg.device, cfg.seed)}
+    fit_on = sample(train, cfg.encoder.max_train, cfg.seed, "train")
+    tested = sample(test, cfg.encoder.max_test, cfg.seed, "test")
+    return {"encoder": Picks(train_and_pick(fit_on, tested, cfg.encoder, cfg.device, cfg.seed), tested, len(fit_on))}
 
 
 def run_probes(items: Sequence[Item], cfg: ProbeConfig, names: Sequence[str],
@@ -172,18 +193,16 @@ def run_probes(items: Sequence[Item], cfg: ProbeConfig, names: Sequence[str],
     results = []
     for name in names:
         start = time.perf_counter()
-        picks: dict[str, list[np.ndarray]] = {}
-        tested: dict[str, list[Item]] = {}
+        done: dict[str, list[Picks]] = {}
         for fit_on, test_on in ways:
-            for probe, pick in probes.get(name)(fit_on, test_on, cfg).items():
-                picks.setdefault(probe, []).append(pick)
-                tested.setdefault(probe, []).extend(test_on[:len(pick)])
-        seconds = (time.perf_counter() - start) / len(picks)
-        for probe, parts in picks.items():
-            pick, seen = np.concatenate(parts), tested[probe]
+            for probe, picks in probes.get(name)(fit_on, test_on, cfg).items():
+                done.setdefault(probe, []).append(picks)
+        seconds = (time.perf_counter() - start) / len(done)
+        for probe, parts in done.items():
+            pick, seen = np.concatenate([p.picks for p in parts]), [it for p in parts for it in p.tested]
             acc, err = accuracy(pick, seen)
             chance = float(np.mean([1 / len(it["endings"]) for it in seen]))
-            results.append(ProbeResult(probe, round(acc, 4), round(err, 4), sum(len(f) for f, _ in ways),
+            results.append(ProbeResult(probe, round(acc, 4), round(err, 4), sum(p.trained for p in parts),
                                        len(pick), round(chance, 4), round(seconds, 2), round_n,
                                        by_source(pick, seen)))
             on_result(results[-1])
