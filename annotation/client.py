@@ -113,5 +113,17 @@ class Server:
             page += 1
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> None:
-        self.call(f"importing {len(tasks)} tasks", lambda: self.client.projects.import_tasks(
-            id=project_id, request=tasks))
+        """Import ``tasks`` (each with its data ``key``). A retry first asks which keys the
+        server already has: a batch it accepted before the answer was lost is not added twice."""
+        pending, tried = list(tasks), False
+
+        def attempt() -> None:
+            nonlocal pending, tried
+            if tried:
+                have = {t.data.get("key") for t in self.tasks(project_id)}
+                pending = [t for t in pending if t["key"] not in have]
+            tried = True
+            if pending:
+                self.client.projects.import_tasks(id=project_id, request=pending)
+
+        self.call(f"importing {len(tasks)} tasks", attempt)

@@ -153,7 +153,12 @@ def pull(run: RunStore, server: Server, write: bool = True,
     measure every annotator (``annotators.json``), drop the votes of those below
     ``cfg.min_annotator_accuracy``, write a verdict per item to ``decisions.jsonl``, and give
     every item whose distractor people flagged a new revision (``revisions.jsonl``) for the
-    next push. ``write=False`` only reports."""
+    next push. ``write=False`` only reports.
+
+    The files are written in the order that keeps a killed pull harmless: annotations, then
+    new revisions, then decisions and annotators. A pull killed between them is finished by
+    the next one (answers merge by id; a revised item waits for its new task, never revised
+    twice), and readers meet either the old decisions or the new ones."""
     state = _state(run)
     pushed, fetched = _answers(run, server, state)
     stored = {r["annotation_id"]: r for r in read_jsonl(run.path(ANNOTATIONS_FILE))}

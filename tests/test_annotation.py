@@ -181,6 +181,50 @@ def test_a_server_stopped_mid_push_fails_clearly_and_a_rerun_completes_without_d
         own.stop()
 
 
+def test_an_import_retried_after_a_lost_answer_adds_no_duplicates(filtered, server, monkeypatch):
+    import httpx
+
+    real = server.client.projects.import_tasks
+    lost = []
+
+    def accept_then_time_out(**kwargs):
+        real(**kwargs)  # the server takes the batch ...
+        if not lost:
+            lost.append(1)
+            raise httpx.ReadTimeout("timed out")  # ... and its answer never arrives
+
+    monkeypatch.setattr(server.client.projects, "import_tasks", accept_then_time_out)
+    summary = push(filtered, server, limit=6, project="lost answer", batch_size=3)
+    keys = [t.data["key"] for t in server.tasks(summary.project_id)]
+    assert lost and len(keys) == len(set(keys)) == 6
+
+
+def test_a_pull_killed_between_its_files_is_finished_by_the_next_one(filtered, server, monkeypatch):
+    import annotation.workflow as workflow
+
+    cfg = load_config(CONFIGS / "default.yaml").annotate
+    users = people(server, "killed", cfg.overlap)
+    summary = push(filtered, server, limit=2, project="killed pull", overlap=cfg.overlap)
+    task = sorted(server.tasks(summary.project_id), key=lambda t: t.data["context_id"])[0]
+    gold = next(r for r in items(filtered, 1) if r["context_id"] == task.data["context_id"])["label"]
+    answer(server, task, users, gold, [(gold + 1) % 4])
+    real = workflow.write_jsonl
+
+    def die_at_decisions(path, rows):
+        if path.name == "decisions.jsonl":
+            raise KeyboardInterrupt  # killed after annotations and revisions were written
+        return real(path, rows)
+
+    monkeypatch.setattr(workflow, "write_jsonl", die_at_decisions)
+    with pytest.raises(KeyboardInterrupt):
+        pull(filtered, server, cfg=cfg)
+    monkeypatch.setattr(workflow, "write_jsonl", real)
+    assert pull(filtered, server, cfg=cfg).open == 1  # the revised item waits for its new task
+    revisions = filtered.path("revisions.jsonl").read_text().splitlines()
+    assert len(revisions) == 1  # revised once, not again by the second pull
+    assert push(filtered, server).imported == 1
+
+
 def test_a_wrong_key_gets_a_one_line_hint_and_no_key_is_ever_printed_or_logged(
         filtered, label_studio, runner, monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)

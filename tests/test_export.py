@@ -82,6 +82,39 @@ def test_splits_are_whole_folds_so_no_split_meets_another_splits_golds_as_negati
     assert by_video == {"train", "validation", "test"}
 
 
+def test_an_export_that_fails_midway_leaves_the_earlier_export_whole(runner, filtered_run, tmp_path, monkeypatch):
+    from datasets import DatasetDict, load_from_disk
+
+    out = export(runner, filtered_run, "hf", tmp_path / "hf")
+    before = load_from_disk(str(out))
+
+    def save_half(self, path, **_):
+        (Path(path) / "train").mkdir(parents=True)  # a torn write, then the crash
+        raise OSError("disk full")
+
+    monkeypatch.setattr(DatasetDict, "save_to_disk", save_half)
+    failed = runner.invoke(main, ["export", "--run", str(filtered_run), "--format", "hf", "--out", str(out)])
+    assert failed.exit_code != 0
+    after = load_from_disk(str(out))
+    assert {k: len(v) for k, v in after.items()} == {k: len(v) for k, v in before.items()}
+
+
+def test_an_lm_eval_task_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    from advfilter.pipeline.export import write_lm_eval
+
+    record = {"ind": 0, "ctx": "a", "endings": ["b"], "label": 0}
+    write_lm_eval(iter([record]), tmp_path / "task", "t")
+    before = {p.name: p.read_text() for p in (tmp_path / "task").iterdir()}
+
+    def dies_midway():
+        yield record
+        raise OSError("killed")
+
+    with pytest.raises(OSError):
+        write_lm_eval(dies_midway(), tmp_path / "task", "t")
+    assert {p.name: p.read_text() for p in (tmp_path / "task").iterdir()} == before
+
+
 @pytest.fixture(scope="module")
 def contexts_run(tmp_path_factory) -> Path:
     """Contexts of a 40-video corpus with 2 folds, whose splits are drawn by video."""

@@ -91,3 +91,29 @@ def test_manifest_records_inputs_config_and_versions(tmp_path, write):
     assert len(manifest["inputs"][0]["sha256"]) == 64
     assert {"python", "spacy", "pandas"} <= set(manifest["versions"])
     assert manifest["stages"]["contexts"]["rows"] == 1
+
+
+# --- folders replaced whole ----------------------------------------------------------------
+
+def test_a_folder_write_that_fails_midway_leaves_the_old_folder_as_it_was(tmp_path):
+    from advfilter.core.store import atomic_dir
+
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "out") as tmp:
+            (tmp / "a.txt").write_text("half")
+            raise RuntimeError("killed midway")
+    assert (tmp_path / "out" / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_crash_between_the_two_renames_loses_nothing(tmp_path):
+    from advfilter.core.store import atomic_dir
+
+    (tmp_path / ".out.old").mkdir()  # what a crash after moving the old folder aside leaves
+    (tmp_path / ".out.old" / "a.txt").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "out"):
+            raise RuntimeError("the next write fails too")
+    assert (tmp_path / "out" / "a.txt").read_text() == "old"

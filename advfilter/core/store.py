@@ -44,15 +44,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temp folder beside ``path``; on success it replaces ``path`` whole."""
+    """Yield an empty temp folder beside ``path``; on success it takes ``path``'s place whole.
+
+    The old folder is moved aside (``.NAME.old``) before the new one is renamed in and deleted
+    only after: a failure in the body leaves the old folder as it was, and a crash between the
+    two renames leaves it whole beside, put back by the next write."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp, old = path.with_name(f".{path.name}.tmp-{os.getpid()}"), path.with_name(f".{path.name}.old")
+    if old.exists() and not path.exists():
+        os.replace(old, path)  # an earlier write died between its two renames
+    shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         yield tmp
-        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
         os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

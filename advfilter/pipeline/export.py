@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 from advfilter.core.config import Config
 from advfilter.core.layout import SPLITS, items
-from advfilter.core.store import RunStore, atomic_path, write_jsonl
+from advfilter.core.store import RunStore, atomic_dir, atomic_path, write_jsonl
 
 
 LM_EVAL_UTILS = '''"""Preprocessing for this task, as lm-evaluation-harness's hellaswag task does it."""
@@ -60,13 +60,14 @@ metadata:
 def write_lm_eval(records: Iterator[dict[str, Any]], folder: Path, name: str) -> int:
     """A task folder for ``lm_eval --include_path FOLDER --tasks NAME``: YAML, utils.py, data.
 
-    The data path in the YAML is absolute, so the task runs from any working directory.
+    The data path in the YAML is absolute, so the task runs from any working directory. The
+    folder is written whole beside and then takes the old one's place (``atomic_dir``).
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    n = write_jsonl(folder / f"{name}.jsonl", records)
-    (folder / "utils.py").write_text(LM_EVAL_UTILS)
-    (folder / f"{name}.yaml").write_text(LM_EVAL_YAML.format(
-        name=name, folder=folder, data=(folder / f"{name}.jsonl").resolve()))
+    with atomic_dir(folder) as tmp:
+        n = write_jsonl(tmp / f"{name}.jsonl", records)
+        (tmp / "utils.py").write_text(LM_EVAL_UTILS)
+        (tmp / f"{name}.yaml").write_text(LM_EVAL_YAML.format(
+            name=name, folder=folder, data=(folder / f"{name}.jsonl").resolve()))
     return n
 
 
@@ -109,9 +110,7 @@ and no split's negatives are another split's golds). Fields follow HellaSwag's J
 
 def write_hf(records: Iterator[dict[str, Any]], out: Path, name: str, generator: str) -> dict[str, int]:
     """A ``datasets.DatasetDict`` (one split per item ``split``) saved with ``save_to_disk``,
-    plus a dataset card README."""
-    import shutil
-
+    plus a dataset card README, written whole beside ``out`` and then taking its place."""
     from datasets import Dataset, DatasetDict
 
     by_split: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
@@ -120,16 +119,14 @@ def write_hf(records: Iterator[dict[str, Any]], out: Path, name: str, generator:
         by_split[r["split"]].append(r)
         rounds = r["round"]
     dataset = DatasetDict({k: Dataset.from_list(v) for k, v in by_split.items() if v})
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    dataset.save_to_disk(str(tmp))
     counts = {k: len(v) for k, v in by_split.items()}
     k = len(next(r for v in by_split.values() for r in v)["endings"])
-    (tmp / "README.md").write_text(DATASET_CARD.format(
-        name=name, k=k, generator=generator, rounds=rounds,
-        table="\n".join(f"| {s} | {n} |" for s, n in counts.items())))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.replace(out)
+    with atomic_dir(out) as tmp:
+        tmp.rmdir()  # save_to_disk makes the folder itself
+        dataset.save_to_disk(str(tmp))
+        (tmp / "README.md").write_text(DATASET_CARD.format(
+            name=name, k=k, generator=generator, rounds=rounds,
+            table="\n".join(f"| {s} | {n} |" for s, n in counts.items())))
     return counts
 
 
