@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from advfilter.cli import main
-from advfilter.gauges.contamination import item_text, ngrams
+from advfilter.gauges.contamination import item_texts, ngrams
 from advfilter.core.layout import items
 from advfilter.core.store import RunStore
 
@@ -22,7 +22,7 @@ def test_an_item_found_in_an_evaluation_set_is_flagged_and_export_leaves_it_out(
     target = next(r for r in items(run) if r["split"] == "train")
     eval_set = tmp_path / "hellaswag_val.jsonl"
     eval_set.write_text("\n".join(json.dumps(r) for r in [
-        {"ctx": "Someone unrelated " + item_text(target) + " and more.", "endings": ["a", "b"]},
+        {"ctx": "Someone unrelated " + item_texts(target)[target["label"]] + " and more.", "endings": ["a", "b"]},
         {"ctx": "A cat sleeps on a warm windowsill all afternoon long.", "endings": ["purrs."]}]))
     report = tmp_path / "report.json"
     result = runner.invoke(main, ["contamination", "--run", str(filtered_run), "--against", str(eval_set),
@@ -61,3 +61,20 @@ def test_a_file_that_is_not_a_report_is_one_line_with_exit_2(runner, filtered_ru
                                   "--decontaminate", str(bad)])
     assert result.exit_code == 2 and "not a contamination report" in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "x.jsonl").exists()
+
+
+def test_context_and_any_ending_count_and_several_sets_follow_one_against(runner, filtered_run, tmp_path):
+    run = RunStore(filtered_run)
+    target = next(r for r in items(run) if r["split"] == "train")
+    wrong = (target["label"] + 1) % len(target["endings"])
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("Nothing here resembles any item at all, not one bit of it, truly nothing.\n")
+    b.write_text(f"Quoted: {target['ctx_a']} {target['ctx_b']} {target['endings'][wrong]} (a distractor)\n")
+    report = tmp_path / "report.json"
+    result = runner.invoke(main, ["contamination", "--run", str(filtered_run), "--against", str(a), str(b),
+                                  "--output", str(report)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(report.read_text())
+    assert set(doc["by_file"]) == {str(a), str(b)}
+    flagged = {e["context_id"]: e for e in doc["flagged_items"]}
+    assert str(b) in flagged[target["context_id"]]["matches"]  # found through a distractor

@@ -19,7 +19,7 @@ from advfilter.core.registry import import_modules
 from advfilter.core.store import RunStore
 
 # Options that take one or more values (``--input a.json b.json``), which click cannot express.
-_MULTI_VALUE = ("--input",)
+_MULTI_VALUE = ("--input", "--against")
 
 
 def expand_multi_value(args: Sequence[str]) -> list[str]:

@@ -53,7 +53,7 @@ def export(ctx: click.Context, run_dir: Path, out: Path, config_file: Path | Non
                    "field, or plain text (a document per line).")
 @setting("--ngram", key="contamination.ngram")
 @click.option("--round", "round_n", type=int, help="Round to check (default: the last).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Report JSON (default: RUN_DIR/contamination.json).")
 @CONFIG
 @SET
@@ -61,7 +61,7 @@ def export(ctx: click.Context, run_dir: Path, out: Path, config_file: Path | Non
 def contamination(ctx: click.Context, run_dir: Path | None, against: tuple[Path, ...],
                   round_n: int | None, out: Path | None, config_file: Path | None,
                   overrides: tuple[str, ...]) -> None:
-    """N-gram overlap of a run's items (context + gold) with evaluation sets and across its own
+    """N-gram overlap of a run's items (context + each ending) with evaluation sets and across its own
     splits (validation and test against train, test against validation). Writes a JSON report
     (items, flagged, by_file, by_split, flagged_items) for `export --decontaminate`."""
     from advfilter.gauges.contamination import contamination as check

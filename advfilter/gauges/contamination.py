@@ -1,7 +1,7 @@
 """N-gram contamination check of a run's items against evaluation sets and across its splits.
 
 As in the GPT-3 and Phi decontamination passes: texts are lower-cased and cut into word tokens
-(letters and digits), and an item is *flagged* when its text (context + gold ending) shares
+(letters and digits), and an item is *flagged* when its context followed by any of its endings shares
 one ``n``-gram (13 by default) with a document of another set; a text shorter than ``n``
 words counts as one n-gram of all its words. Other sets are HellaSwag-format JSONL files
 (context + every ending), JSONL with a ``text`` field, or plain text (a document per line).
@@ -34,9 +34,9 @@ def ngrams(text: str, n: int) -> set[Gram]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
-def item_text(item: dict[str, Any]) -> str:
-    """A run item's own text: its context and gold ending."""
-    return f"{item['ctx_a']} {item['ctx_b']} {item['endings'][int(item['label'])]}"
+def item_texts(item: dict[str, Any]) -> list[str]:
+    """A run item's own texts: its context followed by each of its endings."""
+    return [f"{item['ctx_a']} {item['ctx_b']} {ending}" for ending in item["endings"]]
 
 
 def documents(path: Path) -> Iterator[str]:
@@ -71,10 +71,11 @@ class Index:
                     where.setdefault(gram, set()).add(name)
         return cls(n, where)
 
-    def matches(self, text: str, skip: str = "") -> dict[str, str]:
-        """Set name → one shared n-gram, for every set (but ``skip``) sharing one with ``text``."""
+    def matches(self, texts: Iterable[str], skip: str = "") -> dict[str, str]:
+        """Set name → one shared n-gram, for every set (but ``skip``) sharing one with any of
+        ``texts``."""
         out: dict[str, str] = {}
-        for gram in sorted(ngrams(text, self.n)):
+        for gram in sorted(set().union(*(ngrams(t, self.n) for t in texts))):
             for name in self.where.get(gram, ()):
                 if name != skip:
                     out.setdefault(name, " ".join(gram))
@@ -94,15 +95,15 @@ def contamination(run: RunStore, against: Sequence[Path], n: int = 13,
     records = list(items(run, round_n))
     files = Index.of(n, [(str(p), documents(p)) for p in
                          progress(against, desc="indexing evaluation sets", unit="file")])
-    splits = Index.of(n, [(f"split:{s}", (item_text(r) for r in records if r["split"] == s))
+    splits = Index.of(n, [(f"split:{s}", (t for r in records if r["split"] == s for t in item_texts(r)))
                           for s in ("train", "validation")])
     flagged = []
     by_file = {str(p): 0 for p in against}
     by_split = {s: 0 for s in AGAINST_SPLITS}
     for r in progress(records, desc="checking items", unit="item"):
-        text = item_text(r)
-        hits = files.matches(text)
-        own = {k: v for k, v in splits.matches(text).items()
+        texts = item_texts(r)
+        hits = files.matches(texts)
+        own = {k: v for k, v in splits.matches(texts).items()
                if k.removeprefix("split:") in AGAINST_SPLITS.get(r["split"], ())}
         for name in hits:
             by_file[name] += 1
