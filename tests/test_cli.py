@@ -106,3 +106,21 @@ def test_generate_split_is_the_older_name_of_captions():
     for flag in ("--captions", "--split"):
         ctx = command.make_context("generate", [flag, "val_2"])
         assert shortcuts(ctx) == {"sources.activitynet.captions": "val_2"}
+
+
+def test_videos_without_an_activity_label_are_counted_and_named_in_one_line(runner, write, tmp_path):
+    unlabelled = anet_video("A woman is standing in a kitchen next to a stove.",
+                            "The woman in an apron cracks two eggs into a bowl.", label="")
+    corpus = write("a.json", {"v1": VIDEO, "v_nolabel": unlabelled})
+    result = runner.invoke(main, ["generate", "--input", str(corpus), "--out", str(tmp_path / "r"), "--stage",
+                                  "contexts", "--set", "sources.activitynet.fetch_labels=false"])
+    assert result.exit_code == 0, result.output
+    [line] = [x for x in result.stderr.splitlines() if "no activity label" in x]
+    assert "1 videos have no activity label (v_nolabel)" in line
+
+
+def test_an_item_without_an_activity_label_is_asked_its_context_alone():
+    from advfilter.lm.evaluate import to_doc
+
+    doc = to_doc({"activity_label": "", "ctx_a": "A man walks in.", "ctx_b": "he", "endings": ["sits."], "label": 0})
+    assert doc.query == "A man walks in. He"

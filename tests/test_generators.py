@@ -283,6 +283,16 @@ def test_retrieval_draws_free_first_sentence_endings_from_every_fold_but_never_a
     assert rope.ctx_a_ending not in off.sample([NEAR[0]], 6, seed=0)[0]
 
 
+def test_retrieval_draws_each_contexts_own_neighbour_count_in_a_batch():
+    gen, _ = make("retrieval", retrieval={"neighbours": 1.0})
+    gen.fit([], [], seed=0)
+    gen.index_fold([FOLD[0], *(replace(c, video="v1") for c in FOLD[1:])])
+    lonely = replace(NEAR[0], video="v1")  # all entries but one are of its own video
+    pools = gen.sample([lonely, NEAR[1], NEAR[2]], 3, seed=0)
+    assert len(pools[0]) == 1  # one candidate for the first context
+    assert [len(p) for p in pools[1:]] == [3, 3]  # and that does not shrink the others'
+
+
 def test_a_mixture_interleaves_its_parts_and_knows_who_wrote_each_ending(tmp_path):
     gen, cfg = make("random,retrieval")
     gen.fit(FIVE, [], seed=0)

@@ -108,6 +108,13 @@ def test_jsonl_reads_stories_and_ready_items(write):
     assert item == Item("jsonl", "x", "vid", "", "A.", "The man", "leaves.", "data.jsonl")
 
 
+def test_a_ready_jsonl_item_may_have_an_empty_ctx_b_as_wikihow_items_do(write):
+    path = write("items.jsonl", json.dumps({"id": 1, "ctx_a": "How to bake bread. Mix the flour.", "ctx_b": "",
+                                            "ending": "Knead the dough for ten minutes."}) + "\n")
+    [item] = list(sources.get("jsonl")(path))
+    assert item.ctx_b == "" and item.ending == "Knead the dough for ten minutes."
+
+
 @pytest.mark.parametrize("line, message", [
     ('{"id": 1, "sentences": ["a"]', "malformed JSON"),
     ('["a"]', "expected a JSON object"),

@@ -28,6 +28,10 @@ def _print_contexts(summary: ContextsSummary, run: RunStore) -> None:
     skipped = ", ".join(f"{k}={v}" for k, v in summary.skipped.items()) or "none"
     click.echo(f"skipped pairs: {skipped}")
     click.echo("contexts per fold: " + " ".join(f"{k}={v}" for k, v in summary.folds.items()))
+    if summary.unlabelled:
+        shown = ", ".join(summary.unlabelled[:5]) + (", ..." if len(summary.unlabelled) > 5 else "")
+        click.echo(f"warning: {len(summary.unlabelled)} videos have no activity label ({shown}); their "
+                   "items carry an empty activity_label (pass --labels FILE to give them one)", err=True)
 
 
 def _print_candidates(summary: GenerateSummary, run: RunStore) -> None:

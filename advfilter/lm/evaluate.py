@@ -55,7 +55,8 @@ def to_doc(record: dict[str, Any], default_id: str = "") -> Doc:
     source_id = str(record.get("source_id", ""))
     source = source_id.split("~")[0] if "~" in source_id else ""  # "activitynet~v_x"; a bare id: none
     ident = str(record.get("context_id", record.get("ind", default_id)))
-    return Doc(preprocess(record["activity_label"] + ": " + ctx),
+    label = record["activity_label"]  # an item without one is asked its context alone, not ": ctx"
+    return Doc(preprocess(label + ": " + ctx if label else ctx),
                tuple(preprocess(e) for e in record["endings"]), int(record["label"]),
                record["activity_label"], source, str(record.get("split", "")), ident, source_id or ident)
 

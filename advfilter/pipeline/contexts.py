@@ -45,6 +45,7 @@ class ContextsSummary:
     folds: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
     parser: str = ""
+    unlabelled: list[str] = field(default_factory=list)  # videos without an activity label
     reused: bool = False
 
 
@@ -167,6 +168,7 @@ def contexts_from_records(
         skipped=dict(sorted(skipped.items())),
         folds={int(k): int(v) for k, v in sorted(table["fold"].value_counts().items())},
         seconds=time.perf_counter() - start, parser=parser,
+        unlabelled=sorted({r.video_id for r in (*stories, *items) if not r.activity_label}),
     )
     return table, summary
 

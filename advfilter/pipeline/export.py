@@ -25,7 +25,8 @@ def preprocess(text):
 def process_docs(dataset):
     def _process(doc):
         ctx = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()
-        return {"query": preprocess(doc["activity_label"] + ": " + ctx),
+        label = doc["activity_label"]  # an item without one is asked its context alone
+        return {"query": preprocess(label + ": " + ctx if label else ctx),
                 "choices": [preprocess(e) for e in doc["endings"]],
                 "gold": int(doc["label"])}
 

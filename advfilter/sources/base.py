@@ -74,11 +74,11 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield lineno, obj
 
 
-def require_text(path: Path, record: str, key: str, value: Any) -> str:
-    """``value`` stripped, or InputError if it is not a non-empty string."""
+def require_text(path: Path, record: str, key: str, value: Any, empty_ok: bool = False) -> str:
+    """``value`` stripped, or InputError if it is not a string (or, unless ``empty_ok``, empty)."""
     if not isinstance(value, str):
         raise InputError(path, record, f"{key} must be a string, got {type(value).__name__}")
-    if not value.strip():
+    if not value.strip() and not empty_ok:
         raise InputError(path, record, f"{key} is empty")
     return value.strip()
 

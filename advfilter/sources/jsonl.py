@@ -1,4 +1,5 @@
-"""Plain JSONL: ``{"id", "sentences": [...]}`` stories or ready ``{"id", "ctx_a", "ctx_b", "ending"}``.
+"""Plain JSONL: ``{"id", "sentences": [...]}`` stories or ready ``{"id", "ctx_a", "ctx_b", "ending"}``
+(``ctx_b`` may be empty, as in WikiHow-style items).
 
 Optional keys: ``activity_label``; ``video_id`` (ready items of one video share a fold;
 defaults to ``id``). WikiHow-style step lists fit the ``sentences`` form.
@@ -37,7 +38,8 @@ def read_jsonl(path: Path) -> Iterator[Record]:
             yield Story("jsonl", video_id, label, require_sentences(path, record, obj["sentences"]),
                         path.name)
         elif all(key in obj for key in _READY):
-            ctx_a, ctx_b, ending = (require_text(path, record, k, obj[k]) for k in _READY)
+            # ctx_b may be empty: WikiHow-style items continue ctx_a with no subject between
+            ctx_a, ctx_b, ending = (require_text(path, record, k, obj[k], empty_ok=k == "ctx_b") for k in _READY)
             yield Item("jsonl", ident, video_id, label, ctx_a, ctx_b, ending, path.name)
         else:
             raise InputError(path, record, "needs either 'sentences' or all of ctx_a, ctx_b, ending")

@@ -4,7 +4,7 @@ HellaSwag's construction for its second domain: an article's steps are the lines
 ``headline`` (one bold summary sentence per step); each context is the title plus up to
 ``CONTEXT_STEPS`` consecutive steps, and its gold is the next step — with the one after it
 too when the next step is shorter than ``MIN_GOLD_WORDS`` words (so at most two steps). There
-is no subject / verb-phrase split: ``ctx_b`` is empty. The article's title is its
+is no subject / verb-phrase cut: ``ctx_b`` is empty. The article's title is its
 ``activity_label``. Lengths are filtered by ``contexts`` (``configs/wikihow.yaml``).
 """
 from __future__ import annotations
