@@ -193,6 +193,18 @@ def test_filtering_stops_once_the_driver_stays_near_chance(generated_run, copy_r
     assert again.reused and again.rounds == 2
 
 
+def test_more_rounds_than_a_stopped_run_was_asked_for_go_on_and_say_why_it_had_stopped(
+        generated_run, copy_run, runner):
+    run = copy_run(generated_run)
+    stop = {"filter.stop.margin": 1.0, "filter.stop.patience": 2}
+    assert run_filter(run, **{"filter.rounds": 3, **stop}).rounds == 2
+    result = runner.invoke(main, ["filter", "--run", str(run.root), "--rounds", "4",  # the run's own config
+                                  "--set", "filter.stop.margin=1.0", "--set", "filter.stop.patience=2"])
+    assert result.exit_code == 0, result.output
+    assert "had stopped after round 2 (the driver stayed within 1.0 of chance for 2 rounds)" in result.output
+    assert "went on to round 4" in result.output and len(read_metrics(run)) == 4
+
+
 def test_filtering_stops_once_the_word_level_probe_reaches_its_target(generated_run, copy_run):
     run = copy_run(generated_run)
     summary = run_filter(run, **{"filter.rounds": 6, "filter.probe_every": 1, "filter.stop.probe": 1.0})

@@ -154,3 +154,16 @@ def test_gpu_workers_are_capped_at_the_gpus_ray_sees_and_it_says_so(caplog):
     finally:
         ray.shutdown()
     assert "generate.workers 3 > the 1 GPUs Ray sees" in caplog.text
+
+
+def test_generation_and_items_count_the_same_folds_when_the_last_fold_is_empty():
+    from advfilter.core.layout import splits_of
+    from advfilter.pipeline.generate import fold_data
+
+    contexts = pd.DataFrame({"id": [f"c{i}" for i in range(16)], "video_id": [f"v{i}" for i in range(16)],
+                             "fold": [i % 4 for i in range(16)], "ctx_a": "A man stands.", "ctx_b": "He",
+                             "ending": "waves.", "activity_label": "Waving", "source": "demo"})
+    contexts["split"] = splits_of(contexts, 5, 0)  # contexts.folds 5: fold 4 is empty, fold 3 validation
+    fold_of = dict(zip(contexts["video_id"], contexts["fold"]))
+    *_, videos = fold_data(contexts, 0, seed=0, fraction=0.1, fit_folds="train")
+    assert {fold_of[v] for v in videos} == {1, 2}  # the train split's other folds, as items() sees them

@@ -167,6 +167,9 @@ def filter_command(ctx: click.Context, run_dir: Path, ray_address: str | None,
                        f"filter.stop.margin ({cfg.filter.stop.margin}): negatives more typical than the gold")
 
     summary = adversarial_filter(cfg, run, on_round=line, ray_address=ray_address)
+    if summary.went_on:
+        click.echo(f"filter: the run had stopped after round {summary.resumed_from} ({summary.went_on}); "
+                   f"went on to round {summary.rounds} as --rounds asked, the stop rule off")
     stopped = f"; stopped early: {summary.stopped}" if summary.stopped else ""
     if summary.reused:
         click.echo(f"filter: already finished {summary.rounds} rounds{stopped}; nothing to do")

@@ -34,6 +34,7 @@ class FilterSummary:
     seconds: float
     reused: bool = False
     stopped: str = ""  # why it stopped before --rounds ("" if it ran them all)
+    went_on: str = ""  # why an earlier run had stopped, when more rounds were asked past it
 
 
 def chance(f: FilterConfig) -> float:
@@ -111,17 +112,23 @@ def adversarial_filter(cfg: Config, run: RunStore,
                        ray_address: str | None = None) -> FilterSummary:
     """Run (or resume, or extend) Adversarial Filtering up to ``cfg.filter.rounds`` rounds,
     stopping early by ``filter.stop``; pools are scored on Ray actors with
-    ``filter.score_workers`` or ``ray_address``."""
+    ``filter.score_workers`` or ``ray_address``. A run that stopped early is reused as it is
+    when asked for no more rounds than it was; asked for more, it goes on to them with the
+    stop rule off (``went_on`` says why it had stopped)."""
     start = time.perf_counter()
     f = cfg.filter
     members = Members.of(f)  # a bad name or key fails here, before the stage is recorded
     stage = run.open_stage("filter", {"seed": cfg.seed, "filter": filter_settings(f, members)},
                            after="candidates", hint="run advfilter generate first")
-    stopped = stop_reason(read_metrics(run), f, read_probes(run)) if stage.done else ""
-    if stage.done and (stage.done["rounds"] >= f.rounds or stopped):
-        done = stage.done
+    done = stage.done
+    had_stopped = stop_reason(read_metrics(run), f, read_probes(run)) if done else ""
+    if done and (done["rounds"] >= f.rounds or (had_stopped and f.rounds <= done.get("asked", f.rounds))):
         return FilterSummary(done["rounds"], done["contexts"], done["short_pool"], done["rounds"],
-                             0.0, reused=True, stopped=stopped)
+                             0.0, reused=True, stopped=had_stopped)
+
+    def stop_now(metrics: list[dict[str, Any]]) -> str:
+        return "" if had_stopped else stop_reason(metrics, f, read_probes(run))
+
     stage.begin()
     set_threads(f)
     device = resolve_device(f.device)
@@ -133,7 +140,7 @@ def adversarial_filter(cfg: Config, run: RunStore,
     active = np.flatnonzero(assignment[:, 0] >= 0)
     if len(active) < 2:
         raise RunError(f"{run.root}: fewer than 2 contexts have {f.negatives} candidates to filter")
-    r, stopped = last, stop_reason(metrics, f, read_probes(run))
+    r, stopped = last, stop_now(metrics)
     with pool_scorer(f, run, bank, ray_address) as score_rows:
         loop = Loop(cfg, members, device, bank, score_rows)
         while r < f.rounds and not stopped:
@@ -141,11 +148,11 @@ def adversarial_filter(cfg: Config, run: RunStore,
             metrics.append(_round(loop, run, r, assignment, active, metrics))
             assignment = round_assignment(run, r)
             on_round(metrics[-1])
-            stopped = stop_reason(metrics, f, read_probes(run))
+            stopped = stop_now(metrics)
     summary = FilterSummary(r, len(active), len(bank.context_ids) - len(active), last,
-                            time.perf_counter() - start, stopped=stopped)
-    stage.finish({"rounds": r, "contexts": summary.contexts, "short_pool": summary.short_pool,
-                  "stopped": stopped})
+                            time.perf_counter() - start, stopped=stopped, went_on=had_stopped)
+    stage.finish({"rounds": r, "asked": f.rounds, "contexts": summary.contexts,
+                  "short_pool": summary.short_pool, "stopped": stopped})
     return summary
 
 
