@@ -26,7 +26,7 @@ ITEM = {"activity_label": "Cooking", "ctx_b": "the cook",
 @pytest.fixture
 def items(tmp_path) -> Path:
     rows = [{**ITEM, "ctx_a": f"A cook number {i} stands at a stove.", "split": "train"} for i in range(16)]
-    rows += [{**r, "split": "validation"} for r in rows[:4]]
+    rows += [{**ITEM, "ctx_a": f"A baker number {i} stands at an oven.", "split": "validation"} for i in range(4)]
     path = tmp_path / "items.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
@@ -173,3 +173,26 @@ def test_listed_values_are_read_as_the_finetune_config_reads_them():
     space = check_space(SweepConfig(space={"lr": ["1e-4", 0.001], "lora.r": [8]}, search="grid"))
     assert space == {"lr": [0.0001, 0.001], "lora.r": [8]}
     assert check_space(SweepConfig(space={"lr": {"loguniform": ["1e-5", "1e-3"]}}))["lr"] == {"loguniform": [1e-5, 1e-3]}
+
+
+def test_asha_may_stop_a_trial_at_its_own_last_step_without_losing_its_adapter(items, tiny_phi, tmp_path, runner):
+    out = tmp_path / "sweep"
+    result = runner.invoke(main, sweep_args(items, tiny_phi, out, "{max_steps: [6, 2], lr: [0.02, 0.000001]}",
+                                            "--max-concurrent", "1", "--set", "finetune.eval_every=2"))
+    assert result.exit_code == 0, result.output
+    for row in results(out):
+        if row["metrics"]["step"] == row["config"]["max_steps"]:  # it ran to its own end
+            assert row["status"] == "completed", row
+            assert (out / row["dir"] / "adapter" / "adapter_config.json").exists()
+    assert any(r["config"]["max_steps"] == 6 and r["metrics"]["step"] == 2 for r in results(out))  # ASHA ran
+
+
+def test_asha_counts_the_longest_trial_the_space_allows():
+    from advfilter.lm.config import SweepConfig
+    from advfilter.lm.space import longest_trial
+
+    cfg = SweepConfig(space={"max_steps": [6, 20]}, finetune=FinetuneConfig(max_steps=4))
+    assert longest_trial(cfg, n_train=16) == 20
+    cfg = SweepConfig(space={"batch_size": [2, 8]}, finetune=FinetuneConfig(max_steps=0, epochs=1, batch_size=4,
+                                                                            grad_accum=1))
+    assert longest_trial(cfg, n_train=16) == 8  # 16 items, 2 a step

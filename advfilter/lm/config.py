@@ -2,6 +2,7 @@
 own YAML under ``configs/`` with ``load_config(..., schema=...)``)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field
@@ -76,3 +77,9 @@ class EvaluateConfig(Strict):
     batch_size: int = Field(16, ge=1, description="items per forward pass")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def plan_steps(cfg: FinetuneConfig, n_train: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, steps in all) for ``n_train`` training items."""
+    per_epoch = math.ceil(n_train / (cfg.batch_size * cfg.grad_accum))
+    return per_epoch, cfg.max_steps or per_epoch * cfg.epochs

@@ -27,7 +27,7 @@ from advfilter.core.lm import continuation_logprobs
 from advfilter.core.models import load_causal_lm
 from advfilter.core.seeds import derive_seed
 from advfilter.core.store import RunStore, atomic_dir, atomic_path, write_json, write_jsonl
-from advfilter.lm.config import FinetuneConfig
+from advfilter.lm.config import FinetuneConfig, plan_steps
 from advfilter.lm.data import training_data
 from advfilter.lm.evaluate import Doc, Scorer, batches, summarize
 
@@ -61,12 +61,6 @@ def make_scheduler(cfg: FinetuneConfig, opt: torch.optim.Optimizer, total_steps:
 
     return get_scheduler(cfg.scheduler, opt, num_warmup_steps=cfg.warmup_steps,
                          num_training_steps=max(total_steps, 1))
-
-
-def plan_steps(cfg: FinetuneConfig, n_train: int) -> tuple[int, int]:
-    """(optimizer steps per epoch, steps in all) for ``n_train`` training items."""
-    per_epoch = math.ceil(n_train / (cfg.batch_size * cfg.grad_accum))
-    return per_epoch, cfg.max_steps or per_epoch * cfg.epochs
 
 
 def evaluate_docs(scorer: Scorer, docs: list[Doc], batch_size: int, objective: str) -> dict[str, Any]:

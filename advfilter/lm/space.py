@@ -10,8 +10,8 @@ import itertools
 from typing import Any
 
 from advfilter.core.config import load_config
-from advfilter.lm.config import FinetuneConfig, SweepConfig
 from advfilter.core.errors import ConfigError
+from advfilter.lm.config import FinetuneConfig, SweepConfig, plan_steps
 
 RANGES = ("uniform", "loguniform", "randint")
 
@@ -114,3 +114,21 @@ def tune_space(space: dict[str, Any]) -> dict[str, Any]:
             out[key] = (tune.randint(int(low), int(high) + 1) if kind == "randint"
                         else getattr(tune, kind)(low, high))
     return out
+
+
+def longest_trial(cfg: SweepConfig, n_train: int) -> int:
+    """The most optimizer steps any trial of the space can take (``max_steps``, ``epochs``,
+    ``batch_size`` and ``grad_accum`` may each vary): ASHA's ``max_t``."""
+    def extremes(key: str) -> list[Any]:
+        values = cfg.space.get(key)
+        if values is None:
+            return [None]
+        listed = values if isinstance(values, list) else next(iter(values.values()))
+        return sorted({min(listed), max(listed)})
+
+    keys = ("max_steps", "epochs", "batch_size", "grad_accum")
+    totals = []
+    for combo in itertools.product(*(extremes(k) for k in keys)):
+        params = {k: v for k, v in zip(keys, combo) if v is not None}
+        totals.append(plan_steps(trial_config(cfg.finetune.model_dump(), params), n_train)[1])
+    return max(totals)

@@ -31,13 +31,13 @@ import yaml
 
 from advfilter.core.errors import ConfigError
 from advfilter.core.store import RunStore, atomic_path, read_jsonl, write_jsonl
-from advfilter.lm.config import SweepConfig
+from advfilter.lm.config import SweepConfig, plan_steps
 from advfilter.lm.data import training_data
-from advfilter.lm.finetune import finetune_recipe, plan_steps
+from advfilter.lm.finetune import finetune_recipe
 from advfilter.lm.results import (
     EVAL_KEYS, best_result, metrics_rows, read_results, trial_result, write_best,
 )
-from advfilter.lm.space import check_space, grid_points, trial_config, trial_count, tune_space
+from advfilter.lm.space import check_space, grid_points, longest_trial, trial_config, trial_count, tune_space
 
 
 # Tune pickles its experiment (callbacks, searcher, trainable's parameters) with the names of
@@ -80,8 +80,10 @@ class SweepData:
 
 
 def _trial(params: dict[str, Any], *, finetune: dict[str, Any], data: SweepData, root: str,
-           threads: int, use_wandb: bool) -> None:
-    """One Tune trial: ``finetune-phi2`` into ``ROOT/trials/ID``, reporting each evaluation."""
+           threads: int, use_wandb: bool, n_train: int = 0) -> None:
+    """One Tune trial: ``finetune-phi2`` into ``ROOT/trials/ID``, reporting each evaluation;
+    the one at its last step only once its adapter is written, so ASHA stopping it there
+    loses nothing."""
     import torch
     from ray import tune
 
@@ -92,14 +94,21 @@ def _trial(params: dict[str, Any], *, finetune: dict[str, Any], data: SweepData,
         tune.report({k: last[k] for k in EVAL_KEYS})
         return
 
+    cfg = trial_config(finetune, params)
+    _, total = plan_steps(cfg, n_train)
+    evals: list[dict[str, Any]] = []
+
     def on_log(row: dict[str, Any]) -> None:
         if "eval_loss" in row:
-            tune.report({k: row[k] for k in EVAL_KEYS})
+            evals.append(row)
+            if row["step"] < total:
+                tune.report({k: row[k] for k in EVAL_KEYS})
 
-    finetune_recipe(trial_config(finetune, params), data.load(), out,
-                    Path(data.eval_data) if data.eval_data else None,
+    finetune_recipe(cfg, data.load(), out, Path(data.eval_data) if data.eval_data else None,
                     resume=(out / "checkpoint" / "state.pt").exists(), use_wandb=use_wandb,
                     on_log=on_log, wandb_group=Path(root).name)
+    if evals and evals[-1]["step"] >= total:
+        tune.report({k: evals[-1][k] for k in EVAL_KEYS})
 
 
 def _recorder(root: Path) -> Any:
@@ -172,15 +181,16 @@ def _search(cfg: SweepConfig, n: int, concurrent: int) -> tuple[Any, dict[str, A
     return ConcurrencyLimiter(searcher, max_concurrent=concurrent), tune_space(cfg.space)
 
 
-def _scheduler(cfg: SweepConfig, first_eval: int, total: int) -> Any:
-    """ASHA on the metric at each evaluation before a trial's last step (so a trial that ran to
-    the end keeps its adapter); FIFO when it is off or no evaluation comes before the end."""
+def _scheduler(cfg: SweepConfig, first_eval: int, longest: int) -> Any:
+    """ASHA on the metric at each evaluation up to the longest trial's last step (a trial
+    reports its last evaluation once its adapter is written); FIFO when it is off or no
+    evaluation comes before the end."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     grace = cfg.asha.grace_period or first_eval
-    if not cfg.asha.enabled or grace > total - 1:
+    if not cfg.asha.enabled or grace >= longest:
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="step", max_t=total - 1, grace_period=grace,
+    return ASHAScheduler(time_attr="step", max_t=longest, grace_period=grace,
                          reduction_factor=cfg.asha.reduction_factor, stop_last_trials=False)
 
 
@@ -216,16 +226,17 @@ def _tuner(cfg: SweepConfig, data: SweepData, out: Path, n: int, n_train: int, u
     per_trial = {"cpu": max(1, int(resources.get("CPU", 1)) // concurrent), "gpu": 1 if gpus else 0}
     trainable = tune.with_resources(
         tune.with_parameters(_trial, finetune=cfg.finetune.model_dump(), data=data, root=str(out),
-                             threads=per_trial["cpu"], use_wandb=use_wandb), per_trial)
+                             threads=per_trial["cpu"], use_wandb=use_wandb, n_train=n_train), per_trial)
     tune_dir = out / "tune"
     if tune.Tuner.can_restore(str(tune_dir)):
         return restore_tuner(tune_dir, trainable), True
-    per_epoch, total = plan_steps(cfg.finetune, n_train)
+    per_epoch, _ = plan_steps(cfg.finetune, n_train)
     search_alg, space = _search(cfg, n, concurrent)
     return tune.Tuner(
         trainable, param_space=space,
         tune_config=tune.TuneConfig(metric=cfg.metric, mode=cfg.mode, search_alg=search_alg,
-                                    scheduler=_scheduler(cfg, cfg.finetune.eval_every or per_epoch, total),
+                                    scheduler=_scheduler(cfg, cfg.finetune.eval_every or per_epoch,
+                                                         longest_trial(cfg, n_train)),
                                     num_samples=n),
         run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0,
                                   callbacks=[JsonLoggerCallback(), _recorder(out)],
