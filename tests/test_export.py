@@ -45,7 +45,7 @@ def test_hf_dataset_splits_by_video_and_has_a_card(runner, filtered_run, tmp_pat
     data = load_from_disk(str(out))
     videos = {split: set(data[split]["video_id"]) for split in data}
     assert all(not videos[a] & videos[b] for a in videos for b in videos if a < b)
-    assert "Splits are by whole cross-fitting folds" in (out / "README.md").read_text()
+    assert "no split's negatives are another split's golds" in (out / "README.md").read_text()
 
 
 def test_every_format_carries_each_items_split_and_they_agree(runner, filtered_run, tmp_path):

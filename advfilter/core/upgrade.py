@@ -7,7 +7,9 @@ it still opens, is reused and extends as before. Each step is the whole of one c
 1. (December 2026) ``filter.split`` became ``filter.holdout`` and
    ``sources.activitynet.split`` became ``sources.activitynet.captions`` ("split" now means
    train / validation / test only); the candidates stage records the sections of the
-   generators it ran only (it recorded ``lstm``, ``hf`` and ``retrieval`` whatever ran).
+   generators it ran only (it recorded ``lstm``, ``hf`` and ``retrieval`` whatever ran); an
+   ``annotate.flag_votes`` above ``annotate.overlap`` (the old defaults, 2 and 1, under which
+   no distractor could be replaced) becomes the new default: more than half of the answers.
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ def _from_v1(manifest: dict[str, Any]) -> None:
     config = manifest.get("config")
     _rename(config, "filter", "split", "holdout")
     _rename(config, "sources.activitynet", "split", "captions")
+    annotate = (config or {}).get("annotate", {})
+    if (annotate.get("flag_votes") or 0) > annotate.get("overlap", 2):
+        annotate["flag_votes"] = None
     stages = manifest.get("stages", {})
     candidates = stages.get("candidates", {}).get("depends_on", {})
     if "generate" in candidates:

@@ -30,7 +30,7 @@ from advfilter.core.store import RunStore, sha256_file
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["id", "source", "input_file", "video_id", "fold", "activity_label",
+COLUMNS = ["id", "source", "input_file", "video_id", "fold", "split", "activity_label",
            "ctx_a", "ctx_b", "ending", "ctx_a_ending"]
 
 
@@ -154,8 +154,8 @@ def contexts_from_records(
                 rows.append(_row(story, ident, fold(story), story.sentences[i],
                                  s2[:cut].strip(), s2[cut:].strip(),
                                  free_ending(story.sentences[i], parsed[i], i - 1 in kept, cfg.contexts)))
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    table.insert(COLUMNS.index("fold") + 1, "split", splits_of(table, cfg.contexts.folds, cfg.seed))
+    table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "split"])
+    table.insert(COLUMNS.index("split"), "split", splits_of(table, cfg.contexts.folds, cfg.seed))
     duplicated = table["id"][table["id"].duplicated()]
     if len(duplicated):
         first = table[table["id"] == duplicated.iloc[0]].iloc[-1]

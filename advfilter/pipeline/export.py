@@ -102,8 +102,8 @@ written by the generator `{generator}` and chosen by {rounds} rounds of Adversar
 |---|---|
 {table}
 
-Splits are by whole cross-fitting folds, so by video (no video's items appear in two splits,
-and no split's negatives are another split's golds). Fields follow HellaSwag's JSONL:
+Splits are by video (whole cross-fitting folds where there are three or more): no video's
+items appear in two splits, and no split's negatives are another split's golds. Fields follow HellaSwag's JSONL:
 `ind, activity_label, ctx_a, ctx_b, ctx, endings, label, source_id, split, split_type`, plus
 `context_id, round, video_id, fold`.
 """
