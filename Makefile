@@ -48,8 +48,11 @@ test-all: $(VENV)/.installed $(LS_VENV)/.installed $(LMEVAL_VENV)/.installed
 	command -v chromium >/dev/null || apt-get install -y -q chromium
 	$(BIN)/python -m pytest
 
+# Full sizes, by hand, one at a time (each prints a JSON last line); `make test` runs each --quick.
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_contexts.py
+	$(BIN)/python benchmarks/bench_cut.py
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_af.py
 	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_sweep.py

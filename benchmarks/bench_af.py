@@ -1,7 +1,7 @@
 """Cost of one Adversarial Filtering round on synthetic data, and its memory at scale.
 
-Run by hand: ``python benchmarks/bench_af.py``. Part 1 times one round (default shallow
-ensemble: mlp, bow, cnn, bilstm + ensemble) on 10k contexts x 64 candidates and on 4x the
+Run by hand: ``python benchmarks/bench_af.py``. Part 1 times one round (the default
+ensemble: bow, cnn, bilstm, aflite + ensemble) on 10k contexts x 64 candidates and on 4x the
 contexts, split into training, scoring and bookkeeping (splits, swaps, writing the round).
 Part 2, in a fresh process, streams 20k contexts x 256 candidates from Parquet shards of real
 strings into the feature bank and runs one round, reporting the peak RSS. The last line is
@@ -81,13 +81,15 @@ def one_round(bank: Bank, cfg: FilterConfig, root: Path) -> dict[str, float]:
             "bookkeeping_s": round_s - m["train_s"] - m["score_s"]}
 
 
-def epochs_config(epochs: int) -> FilterConfig:
-    """The default shallow ensemble, every model trained for ``epochs`` epochs a round."""
-    names = FilterConfig().discriminators
-    return FilterConfig(discriminator={n: {"epochs": epochs} for n in names}, ensemble={"epochs": epochs})
+def epochs_config(epochs: int, quick: bool = False) -> FilterConfig:
+    """The default ensemble (``quick``: bow and cnn only, no encoder to run), every model
+    trained for ``epochs`` epochs a round."""
+    names = ["bow", "cnn"] if quick else FilterConfig().discriminators
+    return FilterConfig(discriminators=names, discriminator={n: {"epochs": epochs} for n in names},
+                        ensemble={"epochs": epochs})
 
 
-def memory_probe(contexts: int, pool: int) -> None:
+def memory_probe(contexts: int, pool: int, quick: bool = False) -> None:
     """Child process: write shards of real strings, stream them into a bank, run a round."""
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,7 +108,7 @@ def memory_probe(contexts: int, pool: int) -> None:
                 shards / f"part-{s:05d}.parquet", index=False)
         del endings
         table = pd.DataFrame({"id": ids, "ctx_a": "A man walks into a large gym.", "ctx_b": "The man"})
-        cfg = epochs_config(1)
+        cfg = epochs_config(1, quick)
         bank = build_inputs(Bank(Corpus.of(read_rows(RunStore(tmp), LM_COLUMNS), table)), cfg)
         one_round(bank, cfg, Path(tmp) / "run")
     print(json.dumps({"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
@@ -118,11 +120,15 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=1, help="discriminator epochs per round")
     parser.add_argument("--memory-probe", nargs=2, type=int, metavar=("CONTEXTS", "POOL"))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
+    memory = ("2000", "16") if args.quick else ("20000", "256")
+    if args.quick and not args.memory_probe:
+        args.contexts, args.pool = 300, 8
     if args.memory_probe:
-        memory_probe(*args.memory_probe)
+        memory_probe(*args.memory_probe, quick=args.quick)
         return
-    cfg = epochs_config(args.epochs)
+    cfg = epochs_config(args.epochs, args.quick)
     figures: dict[str, float | str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for scale in (1, 4):
@@ -135,7 +141,7 @@ def main() -> None:
             else:
                 figures["scale4_ratio"] = round(parts["round_s"] / figures["round_s"], 3)
     figures["overhead_frac"] = round(figures["bookkeeping_s"] / figures["round_s"], 4)
-    child = subprocess.run([sys.executable, __file__, "--memory-probe", "20000", "256"],
+    child = subprocess.run([sys.executable, __file__, "--memory-probe", *memory, *(["--quick"] if args.quick else [])],
                            capture_output=True, text=True, check=True)
     figures["peak_rss_gb"] = round(json.loads(child.stdout.strip().splitlines()[-1])["peak_rss_gb"], 3)
     figures["machine"] = f"{platform.machine()} {os.cpu_count()} cores; epochs={args.epochs}"

@@ -23,6 +23,7 @@ class OneCallPerSentence:
 
     def __init__(self, nlp) -> None:
         self.nlp = nlp
+        self.meta = nlp.meta  # the parser's name, as the contexts table records it
 
     def pipe(self, texts, as_tuples: bool, batch_size: int):
         for text, context in texts:
@@ -45,7 +46,10 @@ def corpus_of(sentences: int) -> list[Story]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=20_000)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.sentences = 300
     cfg = Config()
     nlp = load_pipeline(cfg.contexts.spacy_model, cfg.contexts.spacy_fallbacks)
     stories = corpus_of(args.sentences)

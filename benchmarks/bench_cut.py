@@ -33,9 +33,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT)
     parser.add_argument("--show", type=int, default=0, help="print this many disagreements")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
     rows = [json.loads(line) for line in (args.data / "hellaswag_split.jsonl").read_text().splitlines()
-            if line.strip()]
+            if line.strip()][:100 if args.quick else None]
     captions = json.loads((args.data / "captions.json").read_text())
     rows = [r for r in rows if r["ctx_b"].strip() and r["video_id"] in captions]
     cfg = Config().contexts

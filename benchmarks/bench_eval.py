@@ -29,7 +29,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.items = 24
     rng = np.random.default_rng(0)
     docs = [to_doc({"activity_label": "Jumping rope", "ctx_a": f"A person number {i} walks into a gym.",
                     "ctx_b": "The person", "endings": list(rng.permutation(ENDINGS)), "label": 0})

@@ -24,7 +24,7 @@ import torch
 from advfilter.core.config import load_config
 from advfilter.pipeline.contexts import contexts_from_records
 from advfilter.sources.demo import make_corpus
-from advfilter.pipeline.generate import _fill_shards, fold_data, plan_shards
+from advfilter.pipeline.generate import _fill_shards, fold_data, golds_by_split, plan_shards
 from advfilter.core.nlp import load_pipeline
 from advfilter.sources import Story
 from generators import resolve
@@ -42,10 +42,14 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=1000)
     parser.add_argument("--candidates", type=int, default=64)
     parser.add_argument("--contexts", type=int, default=768, help="fold-0 contexts sampled")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.videos, args.candidates, args.contexts = 60, 8, 32
     torch.set_num_threads(1)
-    cfg = load_config(None, {"generate.num_candidates": args.candidates, "generate.lstm.max_epochs": 4,
-                             "generate.shard_size": 32, "generate.threads_per_worker": 1})
+    cfg = load_config(None, {"generate.generator": "lstm", "generate.num_candidates": args.candidates,
+                             "generate.lstm.max_epochs": 1 if args.quick else 4,
+                             "generate.shard_size": 16 if args.quick else 32, "generate.threads_per_worker": 1})
     stories = [Story("activitynet", vid, v["activity_label"], tuple(s.strip() for s in v["sentences"]),
                      "bench.json") for vid, v in make_corpus(args.videos, seed=1).items()]
     nlp = load_pipeline(cfg.contexts.spacy_model, cfg.contexts.spacy_fallbacks)
@@ -78,7 +82,7 @@ def main() -> None:
             out = Path(tmp) / f"out{workers}"
             out.mkdir()
             run_cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"workers": workers})})
-            seconds = timed(lambda: _fill_shards(run_cfg, shards, models, out))
+            seconds = timed(lambda: _fill_shards(run_cfg, shards, models, out, golds_by_split(table)))
             figures[f"ray{workers}_eps"] = round(len(contexts) * n / seconds, 1)
             print(f"ray {workers} worker(s): {seconds:.1f} s")
     figures["batched_over_single"] = round(figures["batched_eps"] / figures["single_eps"], 2)

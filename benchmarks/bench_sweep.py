@@ -29,13 +29,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per trial")
     parser.add_argument("--hidden", type=int, default=256, help="the tiny model's hidden size")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
+    if args.quick:
+        args.steps, args.hidden = 2, 32
     timings = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = build_tiny_phi(root / "model", hidden_size=args.hidden, layers=4)
         rows = [{**ITEM, "ctx_a": f"A cook number {i} stands at a stove.", "split": "train"} for i in range(64)]
-        rows += [{**r, "split": "validation"} for r in rows[:16]]
+        rows += [{**ITEM, "ctx_a": f"A baker number {i} stands at an oven.", "split": "validation"}
+                 for i in range(16)]  # never items it trains on
         data = root / "items.jsonl"
         data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
         cli = str(Path(sys.executable).parent / "advfilter")
@@ -44,7 +48,7 @@ def main() -> None:
                    "--search", "grid", "--set", "space={lr: [0.001, 0.0005], scheduler: [linear, cosine]}",
                    "--max-concurrent", str(concurrent), "--max-steps", str(args.steps),
                    "--set", "asha.enabled=false", "--set", "finetune.batch_size=8", "--set", "finetune.grad_accum=1",
-                   "--set", f"finetune.eval_every={args.steps // 2}", "--set", "finetune.eval_items=16"]
+                   "--set", f"finetune.eval_every={max(1, args.steps // 2)}", "--set", "finetune.eval_items=16"]
             start = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             timings[concurrent] = time.perf_counter() - start
