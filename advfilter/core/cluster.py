@@ -20,7 +20,9 @@ def ray_session(address: str | None, cpus: int) -> Iterator[None]:
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     else:
-        ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
+        # "local": a runtime of our own even when a cluster is already up on this machine (ray
+        # would join it, and refuse num_cpus); a cluster is joined only by --ray-address.
+        ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.WARNING,
                  log_to_driver=False)
     try:
         yield
