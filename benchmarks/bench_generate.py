@@ -24,7 +24,7 @@ import torch
 from advfilter.core.config import load_config
 from advfilter.pipeline.contexts import contexts_from_records
 from advfilter.sources.demo import make_corpus
-from advfilter.pipeline.generate import _fill_shards, fold_data, golds_by_split, plan_shards
+from advfilter.pipeline.generate import _fill_shards, fold_data, plan_shards
 from advfilter.core.nlp import load_pipeline
 from advfilter.sources import Story
 from generators import resolve
@@ -79,10 +79,11 @@ def main() -> None:
         gen.save(models / "fold-0")
         ray.get(ray.remote(lambda: 0).remote())  # Ray is up before the clock starts
         for workers in (1, 2):
-            out = Path(tmp) / f"out{workers}"
-            out.mkdir()
+            out = Path(tmp) / f"run{workers}" / "candidates"  # shards beside the run's contexts
+            out.mkdir(parents=True)
+            table.to_parquet(out.parent / "contexts.parquet", index=False)
             run_cfg = cfg.model_copy(update={"generate": cfg.generate.model_copy(update={"workers": workers})})
-            seconds = timed(lambda: _fill_shards(run_cfg, shards, models, out, golds_by_split(table)))
+            seconds = timed(lambda: _fill_shards(run_cfg, shards, models, out))
             figures[f"ray{workers}_eps"] = round(len(contexts) * n / seconds, 1)
             print(f"ray {workers} worker(s): {seconds:.1f} s")
     figures["batched_over_single"] = round(figures["batched_eps"] / figures["single_eps"], 2)

@@ -152,21 +152,14 @@ def _get(ref, what: str) -> Any:
         raise RunError(f"{what} failed after retries: {cause}") from None
 
 
-def golds_by_split(contexts: pd.DataFrame) -> dict[str, list[str]]:
-    """Each split's gold endings (sorted, without repeats)."""
-    return {str(s): sorted(set(group["ending"])) for s, group in contexts.groupby("split")}
-
-
-def _fill_shards(cfg: Config, shards: list[Shard], models: Path, out: Path,
-                 golds: dict[str, list[str]]) -> None:
+def _fill_shards(cfg: Config, shards: list[Shard], models: Path, out: Path) -> None:
     if not shards:
         return
     count, gpus = _workers(cfg)
     actor = ray.remote(ShardWorker).options(
         num_cpus=cfg.generate.threads_per_worker, num_gpus=gpus,
         max_restarts=cfg.generate.max_retries, max_task_retries=cfg.generate.max_retries)
-    golds_ref = ray.put(golds)
-    pool = [actor.remote(cfg.model_dump_json(), str(models), str(out), golds_ref)
+    pool = [actor.remote(cfg.model_dump_json(), str(models), str(out))
             for _ in range(min(count, len(shards)))]
     queue, running = list(shards), {}
     bar = progress(total=sum(len(s.ids) for s in shards), unit="ctx", desc="generating")
@@ -206,7 +199,7 @@ def generate_candidates(cfg: Config, run: RunStore, ray_address: str | None = No
     todo = [s for s in shards if not (out / shard_name(s.index)).exists()]
     with ray_session(ray_address, cpus=(g.workers or os.cpu_count() or 1) * g.threads_per_worker):
         _fit_missing_folds(cfg, contexts, models)
-        _fill_shards(cfg, todo, models, out, golds_by_split(contexts))
+        _fill_shards(cfg, todo, models, out)
     summary = summarize([read_shard_stats(out / shard_name(s.index)) for s in shards])
     summary.resumed_shards = len(shards) - len(todo)
     summary.seconds = time.perf_counter() - start

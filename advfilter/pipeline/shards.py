@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 
 from advfilter.core.config import Config
-from advfilter.core.layout import shard_name, write_shard
+from advfilter.core.layout import read_contexts, shard_name, write_shard
 from advfilter.core.seeds import derive_seed
-from advfilter.core.store import atomic_dir
+from advfilter.core.store import RunStore, atomic_dir
 from advfilter.pipeline.candidates import candidate_pools, candidate_table, foreign_golds
 from generators import Context, resolve
 
@@ -55,6 +56,11 @@ def fit_fold(cfg_json: str, fold: int, train: list[Context], valid: list[Context
     return stats
 
 
+def golds_by_split(contexts: pd.DataFrame) -> dict[str, list[str]]:
+    """Each split's gold endings (sorted, without repeats)."""
+    return {str(s): sorted(set(group["ending"])) for s, group in contexts.groupby("split")}
+
+
 def _inject_fault(index: int) -> None:
     """Testing hook: the worker process dies on shard ``$ADVFILTER_FAULT_SHARD``.
 
@@ -73,9 +79,11 @@ def _inject_fault(index: int) -> None:
 class ShardWorker:
     """Fills shards with candidates for the folds whose generators live in ``models_dir``."""
 
-    def __init__(self, cfg_json: str, models_dir: str, out_dir: str, golds: dict[str, list[str]]) -> None:
+    def __init__(self, cfg_json: str, models_dir: str, out_dir: str) -> None:
         self.cfg = Config.model_validate_json(cfg_json)
-        self.foreign = foreign_golds(golds)
+        # the run's contexts (beside the candidates it writes): each split's golds, which no
+        # context of another split may get as a candidate
+        self.foreign = foreign_golds(golds_by_split(read_contexts(RunStore(Path(out_dir).parent))))
         torch.set_num_threads(self.cfg.generate.threads_per_worker)
         self.models_dir, self.out_dir = Path(models_dir), Path(out_dir)
         self.loaded: dict[int, Any] = {}
