@@ -15,7 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from advfilter.core.layout import REVISIONS_FILE, latest_scores, read_round, read_rows
+from advfilter.core.layout import REVISIONS_FILE, read_round, read_rows
+from advfilter.core.scores import latest_scores
 from advfilter.core.store import RunStore, read_jsonl, write_jsonl
 
 @dataclass

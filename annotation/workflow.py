@@ -10,11 +10,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from advfilter.core.settings import AnnotateConfig
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
     ANNOTATION_STATE, ANNOTATIONS_FILE, ANNOTATORS_FILE, DECISIONS_FILE, items, last_round,
 )
+from advfilter.core.scores import latest_margins
 from advfilter.core.store import RunStore, read_jsonl, write_json, write_jsonl
 from annotation.agreement import ItemVerdict, verdict
 from annotation.client import Server
@@ -62,9 +65,13 @@ def _state(run: RunStore) -> dict[str, Any]:
 
 
 def push(run: RunStore, server: Server, round_n: int | None = None, project: str | None = None,
-         limit: int | None = None, overlap: int | None = None, batch_size: int = 100) -> PushSummary:
+         limit: int | None = None, overlap: int | None = None, batch_size: int = 100,
+         order: str | None = None) -> PushSummary:
     """Create or reuse the project and import the round's items not yet in it, in batches,
     each in its latest revision (a revised item is a new task); dropped items are left out.
+    ``order="ambiguous"`` sends first the items whose negative the driver scored furthest
+    above the gold (``latest_margins``), so people see the likeliest second answers first
+    (default: the first push's order, else ``items``).
     A later push keeps the project, round, ``limit`` and ``overlap`` of the first unless told
     otherwise (``overlap`` defaults to ``annotate.overlap``'s default).
 
@@ -75,15 +82,21 @@ def push(run: RunStore, server: Server, round_n: int | None = None, project: str
     round_n = earlier.get("round", last_round(run)) if round_n is None else round_n
     limit = earlier.get("limit") if limit is None else limit
     overlap = earlier.get("overlap", AnnotateConfig().overlap) if overlap is None else overlap
+    order = earlier.get("order", "items") if order is None else order
     revisions = read_revisions(run, round_n)
     records = [r for r in items(run, round_n, revisions=revisions)
-               if not revisions[r["context_id"]].exhausted][:limit]
+               if not revisions[r["context_id"]].exhausted]
+    if order == "ambiguous":
+        margin = latest_margins(run, round_n)
+        records.sort(key=lambda r: -margin.get(r["context_id"], -np.inf))
+    records = records[:limit]
     if not records:
         raise RunError(f"{run.root}: round {round_n} has no items to annotate")
     title = project or earlier.get("project") or f"advfilter {run.root.name} {run.run_id}"
     proj = server.project(title, label_config(len(records[0]["endings"])), overlap)
     write_json(run.path(ANNOTATION_STATE), {"url": server.url, "project": title, "project_id": proj.id,
-                                            "round": round_n, "overlap": overlap, "limit": limit})
+                                            "round": round_n, "overlap": overlap, "limit": limit,
+                                            "order": order})
     existing = {t.data.get("key") for t in server.tasks(proj.id)}
     seed = run.manifest.get("seed", 0)
     todo = [make_task(r, run.run_id, seed) for r in records

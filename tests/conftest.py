@@ -67,6 +67,14 @@ def tiny_phi(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BERT encoder folder (the packaged MiniLM's word pieces)."""
+    from advfilter.lm.tiny import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
 def label_studio(tmp_path_factory):
     """A real Label Studio server on a free loopback port, for the whole session."""
     from labelstudio import new_server

@@ -12,7 +12,8 @@ import pytest
 from advfilter.cli import main
 from advfilter.core.config import load_config
 from advfilter.core.errors import ConfigError
-from advfilter.core.layout import items, latest_scores, read_round
+from advfilter.core.layout import ANNOTATION_STATE, items, read_round
+from advfilter.core.scores import latest_scores
 from advfilter.pipeline.filter import adversarial_filter
 from annotation.agreement import fleiss_kappa, verdict
 from annotation.client import AnnotationError, Server
@@ -105,6 +106,16 @@ def test_push_creates_tasks_with_the_items_data_and_twice_creates_no_duplicates(
         item = by_context[task.data["context_id"]]
         assert task.data["context"] == item["ctx"] and task.data["round"] == 1
         assert task.data["ending_a"] == item["endings"][task.data["order"][0]]
+
+
+def test_push_order_ambiguous_sends_the_likeliest_second_answers_first(filtered, server):
+    from advfilter.core.scores import latest_margins
+
+    margins = latest_margins(filtered, 1)
+    summary = push(filtered, server, limit=5, project="ambiguous first", order="ambiguous")
+    pushed = {t.data["context_id"] for t in server.tasks(summary.project_id)}
+    assert pushed == set(sorted(margins, key=margins.get, reverse=True)[:5])
+    assert json.loads(filtered.path(ANNOTATION_STATE).read_text())["order"] == "ambiguous"
 
 
 def annotate_as_people(server, project_id, votes_by_task):

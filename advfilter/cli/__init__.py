@@ -59,11 +59,12 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
-def run_config(run: RunStore, config_file: Path | None, dotted: dict[str, Any]) -> Config:
-    """The config a run was made with, updated by a YAML file and dotted overrides."""
+def run_config(run: RunStore, config_file: Path | None, dotted: dict[str, Any],
+               preset: str | None = None) -> Config:
+    """The config a run was made with, updated by a preset, a YAML file and dotted overrides."""
     if not run.manifest:
         raise RunError(f"{run.root}: no manifest.json; is this a run directory?")
-    return load_config(config_file, dotted, base=run.manifest.get("config"))
+    return load_config(config_file, dotted, base=run.manifest.get("config"), preset=preset)
 
 
 def overrides_of(ctx: click.Context, overrides: tuple[str, ...]) -> dict[str, Any]:
@@ -90,6 +91,10 @@ def resolve_run(run_dir: Path | None, needs: str = "filter") -> Path:
 
 CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                        help="YAML config merged over the run's own.")
+PRESET = click.option("--preset", metavar="NAME", help=(
+    "Settings for a purpose, applied before --config and --set (which win): quick = a "
+    "first look in minutes "
+    "(advfilter/presets/)."))
 SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Dotted config override, e.g. --set filter.driver=best (repeatable).")
 

@@ -32,6 +32,9 @@ _URL = click.option("--url", metavar="URL", help="Label Studio server (default: 
 @click.option("--limit", type=int, help="Push only the first K items.")
 @setting("--overlap", key="annotate.overlap",
          text="Annotations wanted per task (a later push keeps the first one's).")
+@setting("--order", key="annotate.order",
+         text="items: as exported; ambiguous: the likeliest second answers first (a later push "
+              "keeps the first one's).")
 @CONFIG
 @SET
 @click.pass_context
@@ -46,7 +49,8 @@ def push(ctx: click.Context, run_dir: Path, url: str | None, round_n: int | None
     a = run_config(run, config_file, dotted).annotate
     first = not run.path(ANNOTATION_STATE).exists()
     chosen = a.overlap if first or "annotate.overlap" in dotted or config_file else None  # else: as before
-    s = do_push(run, Server(url), round_n, project, limit, chosen, a.batch_size)
+    order = a.order if first or "annotate.order" in dotted or config_file else None
+    s = do_push(run, Server(url), round_n, project, limit, chosen, a.batch_size, order)
     click.echo(f"push: project '{s.project}' (id {s.project_id}): {s.imported} tasks imported, "
                f"{s.already_there} already there, {s.items} items")
 

@@ -24,6 +24,7 @@ from advfilter.core.store import RunStore
 @setting("--verified-only", key="export.verified_only", is_flag=True)
 @setting("--decontaminate", key="export.decontaminate", metavar="REPORT",
          type=click.Path(dir_okay=False, exists=True))
+@setting("--drop-ambiguous", key="export.drop_ambiguous", is_flag=True)
 @CONFIG
 @SET
 @click.pass_context
@@ -42,6 +43,9 @@ def export(ctx: click.Context, run_dir: Path, out: Path, config_file: Path | Non
         click.echo("splits: " + ", ".join(f"{k}={v}" for k, v in s.splits.items()))
     if s.decontaminated:
         click.echo(f"decontaminated: left out {s.decontaminated} flagged items")
+    if cfg.export.drop_ambiguous:
+        click.echo(f"ambiguous: left out {s.ambiguous} items people have not kept "
+                   f"(filter.ambiguous_margin {cfg.filter.ambiguous_margin})")
     click.echo(f"export: {s.items} items to {out}")
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from advfilter.cli import CONFIG, RUN, SET, main, overrides_of, resolve_run, run_config
+from advfilter.cli import CONFIG, PRESET, RUN, SET, main, overrides_of, resolve_run, run_config
 from advfilter.cli.options import comma_list, setting
 from advfilter.core.config import Config, load_config
 from advfilter.core.errors import ConfigError
@@ -69,6 +69,7 @@ def _generator_names() -> list[str]:
               help="Run directory to create or resume (default: runs/<source>-<captions file or input name>).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config (defaults: configs/default.yaml).")
+@PRESET
 @setting("--seed", key="seed", text="Seed for folds and sampling.")
 @setting("--folds", key="contexts.folds")
 @setting("--generator", key="generate.generator", metavar="NAME", names=_generator_names,
@@ -83,7 +84,7 @@ def _generator_names() -> list[str]:
 @click.option("--overwrite", is_flag=True, help="Delete an existing run directory first.")
 @click.pass_context
 def generate(ctx: click.Context, source: str, inputs: tuple[Path, ...], labels: Path | None,
-             out: Path | None, config_file: Path | None, ray_address: str | None,
+             out: Path | None, config_file: Path | None, preset: str | None, ray_address: str | None,
              overrides: tuple[str, ...], stage: str | None, overwrite: bool) -> None:
     """Read a corpus into contexts and sample candidate endings for them, in RUN_DIR.
 
@@ -95,7 +96,7 @@ def generate(ctx: click.Context, source: str, inputs: tuple[Path, ...], labels: 
     from advfilter.pipeline.contexts import build_contexts
     from advfilter.pipeline.generate import generate_candidates
 
-    cfg = load_config(config_file, overrides_of(ctx, overrides))
+    cfg = load_config(config_file, overrides_of(ctx, overrides), preset=preset)
     files, name = corpus_files(source, list(inputs), cfg)
     if out is None:
         out = default_run_dir(source, name)
@@ -141,10 +142,11 @@ def _discriminator_names() -> list[str]:
 @click.option("--ray-address", metavar="ADDR", help="Score the pools on this Ray cluster.")
 @setting("--seed", key="seed", text="Seed (the run's unless given).")
 @CONFIG
+@PRESET
 @SET
 @click.pass_context
 def filter_command(ctx: click.Context, run_dir: Path, ray_address: str | None,
-                   config_file: Path | None, overrides: tuple[str, ...]) -> None:
+                   config_file: Path | None, preset: str | None, overrides: tuple[str, ...]) -> None:
     """Adversarial Filtering (SWAG's Algorithm 1) over the run's candidates.
 
     Prints one line per round; writes af/round-XX.parquet and af/metrics.jsonl. A killed run
@@ -153,14 +155,15 @@ def filter_command(ctx: click.Context, run_dir: Path, ray_address: str | None,
     from advfilter.pipeline.filter import adversarial_filter
 
     run = RunStore(resolve_run(run_dir, "candidates"))
-    cfg = run_config(run, config_file, overrides_of(ctx, overrides))
+    cfg = run_config(run, config_file, overrides_of(ctx, overrides), preset)
 
     def line(m: dict[str, Any]) -> None:
         accs = " ".join(f"{k}={v:.3f}{'!' if k in m['below_chance'] else ''}"
                         for k, v in m["accuracy"].items())
         probe = "".join(f" | {k} {v:.3f}" for k, v in m.get("probe", {}).items())
         click.echo(f"round {m['round']:2d}: {accs} | driver {m['driver']} | "
-                   f"changed {m['changed_frac']:.3f} | swaps {m['swaps']}{probe} | "
+                   f"changed {m['changed_frac']:.3f} | swaps {m['swaps']} | "
+                   f"ambiguous {m.get('ambiguous', 0):.3f}{probe} | "
                    f"{m['train_s'] + m['score_s'] + m['bookkeeping_s']:.1f} s")
         if m["below_chance"]:
             click.echo(f"  overshoot: {', '.join(m['below_chance'])} below chance by more than "

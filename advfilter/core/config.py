@@ -63,15 +63,29 @@ def parse_override(text: str) -> tuple[str, Any]:
 S = TypeVar("S", bound=BaseModel)
 
 
+PRESETS = Path(__file__).resolve().parent.parent / "presets"
+
+
+def preset_names() -> list[str]:
+    """The presets shipped with advfilter (``advfilter/presets/NAME.yaml``)."""
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                base: dict[str, Any] | None = None, schema: type[S] = Config) -> S:
+                base: dict[str, Any] | None = None, schema: type[S] = Config,
+                preset: str | None = None) -> S:
     """Build a config of type ``schema`` (default: a run's ``Config``) from ``base`` (e.g. a
-    run's stored config), an optional YAML file and dotted overrides, later ones winning.
+    run's stored config), a ``preset`` (one of ``preset_names``), an optional YAML file and
+    dotted overrides, later ones winning.
 
     Raises ConfigError naming the file and the dotted key for unknown keys or bad values.
     """
     tree: dict[str, Any] = json.loads(json.dumps(base or {}))  # a deep copy
     where = "config"
+    if preset is not None:
+        if preset not in preset_names():
+            raise ConfigError(f"--preset {preset}: no such preset; choose one of: {', '.join(preset_names())}")
+        _merge(tree, yaml.safe_load((PRESETS / f"{preset}.yaml").read_text()))
     if path is not None:
         where = str(path)
         try:

@@ -129,7 +129,8 @@ def round_file(r: int) -> str:
 def read_round(run: RunStore, r: int) -> pd.DataFrame:
     """The assignment table of round ``r`` (``context_id``, ``negatives``: pool indices, -1
     for a context whose pool is too small; ``scores``: the driver's score of every pool
-    candidate for the contexts tested that round, else null)."""
+    candidate for the contexts tested that round, else null; ``gold``: its score of the gold,
+    else NaN; rounds written before December 2026 have no ``gold``)."""
     return pd.read_parquet(run.path(round_file(r)))
 
 
@@ -139,11 +140,13 @@ def round_assignment(run: RunStore, r: int) -> np.ndarray:
 
 
 def write_round(run: RunStore, r: int, context_ids: np.ndarray, assignment: np.ndarray,
-                scores: dict[int, np.ndarray] | None = None) -> None:
-    """Round ``r``'s assignment, and the driver's pool scores of the contexts it tested
-    (``scores``: context index → scores)."""
+                scores: dict[int, np.ndarray] | None = None, gold: dict[int, float] | None = None) -> None:
+    """Round ``r``'s assignment, and the driver's scores of the contexts it tested: of every
+    pool candidate (``scores``: context index → scores; -inf for one it did not score) and of
+    the gold (``gold``: context index → score)."""
     table = pd.DataFrame({"context_id": context_ids, "negatives": list(assignment),
-                          "scores": [(scores or {}).get(i) for i in range(len(context_ids))]})
+                          "scores": [(scores or {}).get(i) for i in range(len(context_ids))],
+                          "gold": [(gold or {}).get(i, np.nan) for i in range(len(context_ids))]})
     with run.atomic(round_file(r)) as tmp:
         table.to_parquet(tmp, index=False)
 
@@ -171,19 +174,6 @@ def read_probes(run: RunStore) -> list[dict[str, Any]]:
 
 def write_probes(run: RunStore, rows: list[dict[str, Any]]) -> None:
     write_jsonl(run.path(PROBE_FILE), rows)
-
-
-def latest_scores(run: RunStore, context_id: str, upto: int) -> np.ndarray | None:
-    """The driver's scores of a context's pool from the last round up to ``upto`` that tested
-    it (None if none did, or the rounds predate recorded scores)."""
-    for r in range(upto, 0, -1):
-        table = read_round(run, r)
-        if "scores" not in table:
-            return None
-        row = table.loc[table["context_id"] == context_id, "scores"]
-        if len(row) and row.iloc[0] is not None:
-            return np.asarray(row.iloc[0], dtype=np.float64)
-    return None
 
 
 # --- items: a round as text ----------------------------------------------------------------

@@ -141,6 +141,23 @@ class StopConfig(Strict):
         "this; 0 = off"))
 
 
+class StrongConfig(Strict):
+    """``filter.strong``: a fine-tuned cross-encoder that drives the last rounds (HellaSwag's
+    BERT), trained a bounded number of steps per round and, with ``holdout: folds``, carried
+    over from round to round: one model per held-out fold, which never trains on that fold."""
+
+    discriminator: str | None = Field("bert", description="a discriminator name; None = off")
+    from_round: int = Field(11, ge=1, description="it drives this round and every later one")
+    steps: int = Field(40, ge=1, description=(
+        "optimizer steps per round, filter.discriminator.<name>.batch_size contexts each"))
+    shortlist: int = Field(16, ge=0, description=(
+        "pool candidates per test context it scores: the shallow driver's top ones, plus the "
+        "assigned negatives; 0 = the whole pool"))
+    warm_start: bool = Field(True, description=(
+        "continue each held-out fold's model from the last round that held it out (needs "
+        "holdout: folds); false = from the pretrained weights every round"))
+
+
 class EncoderProbeConfig(Strict):
     """The ``encoder`` probe: a pretrained encoder fine-tuned as a cross-encoder."""
 
@@ -194,6 +211,11 @@ class FilterConfig(Strict):
     swap_schedule: Literal["fixed", "accuracy"] = "fixed"
     min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
     stop: StopConfig = StopConfig()
+    strong: StrongConfig = StrongConfig()
+    ambiguous_margin: float = Field(2.0, ge=0, description=(
+        "an item whose negative the driver scored this many logits above the gold when it last "
+        "tested it is likely a second correct answer (annotate push --order ambiguous, export "
+        "--drop-ambiguous)"))
     probe_every: int = Field(0, ge=0, description="run the tfidf probe every N rounds; 0 = never")
     score_workers: int = Field(0, ge=0, description="Ray actors scoring the pools; 0 = in this process")
     threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
@@ -211,6 +233,9 @@ class FilterConfig(Strict):
         if self.ending_guard is not None and self.ending_guard not in self.discriminators:
             raise ValueError(f"ending_guard {self.ending_guard!r} is not one of the discriminators "
                              f"{self.discriminators}")
+        if self.strong.discriminator in self.discriminators:
+            raise ValueError(f"strong.discriminator {self.strong.discriminator!r} is also one of the "
+                             f"discriminators {self.discriminators}: it drives on its own")
         known = [*self.discriminators, "ensemble"] if len(self.discriminators) > 1 else self.discriminators
         unknown = [n for n in self.also_fool or [] if n not in known]
         if unknown:
@@ -228,6 +253,9 @@ class ExportConfig(Strict):
     name: str | None = Field(None, description="task / dataset name; None = advfilter_RUN_NAME")
     verified_only: bool = Field(False, description="only items people kept (annotate pull)")
     decontaminate: str | None = Field(None, description="contamination report: leave its flagged items out")
+    drop_ambiguous: bool = Field(False, description=(
+        "leave out items whose negative the driver scored filter.ambiguous_margin above the "
+        "gold, unless people kept them (annotate pull)"))
 
 
 class ContaminationConfig(Strict):
@@ -250,6 +278,9 @@ class AnnotateConfig(Strict):
         "answers, once the task has all it asked for"))
     replace_flags: list[Literal["plausible", "nonsense"]] = Field(
         ["plausible"], description="flags that get a distractor replaced: plausible, nonsense")
+    order: Literal["items", "ambiguous"] = Field("items", description=(
+        "the order tasks are pushed in: items (as exported) | ambiguous (the items whose "
+        "negative the driver scored furthest above the gold first)"))
 
     @model_validator(mode="after")
     def _reachable(self) -> "AnnotateConfig":

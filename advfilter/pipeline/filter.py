@@ -19,7 +19,8 @@ from advfilter.core.progress import progress
 from advfilter.core.settings import FilterConfig
 from advfilter.core.store import RunStore
 from advfilter.pipeline.algorithm1 import Members, initial_assignment, run_round, set_threads
-from advfilter.pipeline.pool_scoring import ScoreRows, pool_scorer
+from advfilter.pipeline.pool_scoring import pool_scorer
+from advfilter.pipeline.strong import ScoreRows, WarmStore
 from discriminators import Bank
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,16 @@ def stop_reason(metrics: list[dict[str, Any]], f: FilterConfig, probes: list[dic
 
 
 def filter_settings(f: FilterConfig, members: Members) -> dict[str, Any]:
-    """What the filter stage's results depend on: the config without the speed and stopping
-    knobs, each chosen discriminator's section resolved (defaults filled in), others left out.
-    Options left unset (None) are left out too, so adding one keeps older runs' settings.
+    """What the filter stage's results depend on: the config without the speed, stopping and
+    reporting knobs, each chosen discriminator's section resolved (defaults filled in), others
+    left out. Options left unset (None) are left out too, so adding one keeps older runs'
+    settings; so is ``strong`` when it is off.
     """
     settings = f.model_dump(exclude_none=True, exclude={"rounds", "threads", "min_changed", "device", "discriminator",
-                                     "stop", "probe_every", "score_workers"})
-    settings["discriminator"] = {name: c.model_dump() for name, _, c in members.chosen}
+                                     "stop", "probe_every", "score_workers", "ambiguous_margin"})
+    if members.strong is None:
+        del settings["strong"]
+    settings["discriminator"] = {name: c.model_dump() for name, _, c in members.every}
     return settings
 
 
@@ -86,10 +90,12 @@ def _completed_rounds(run: RunStore) -> tuple[int, list[dict[str, Any]]]:
     return last, metrics[:last]
 
 
-def prepare_bank(members: Members, run: RunStore, device: torch.device) -> Bank:
-    """The run's bank with every input the chosen discriminators need already built."""
+def prepare_bank(members: Members, run: RunStore, device: torch.device, f: FilterConfig) -> Bank:
+    """The run's bank with every input the discriminators need already built (the strong
+    one's only when one of the ``f.rounds`` rounds is its)."""
     bank = Bank.of_run(run, str(device))
-    for _, cls, member_cfg in members.chosen:
+    strong = members.strong if members.strong and f.strong.from_round <= f.rounds else None
+    for _, cls, member_cfg in [*members.chosen, *([strong] if strong else [])]:
         for inp in cls.needs(member_cfg):
             bank.get(inp)
     return bank
@@ -105,6 +111,7 @@ class Loop:
     device: torch.device
     bank: Bank
     score_rows: ScoreRows
+    warm: WarmStore
 
 
 def adversarial_filter(cfg: Config, run: RunStore,
@@ -132,7 +139,7 @@ def adversarial_filter(cfg: Config, run: RunStore,
     stage.begin()
     set_threads(f)
     device = resolve_device(f.device)
-    bank = prepare_bank(members, run, device)
+    bank = prepare_bank(members, run, device, f)
     if not run.path(round_file(0)).exists():
         write_round(run, 0, bank.context_ids, initial_assignment(bank.pool_sizes, f.negatives, cfg.seed))
     last, metrics = _completed_rounds(run)
@@ -142,7 +149,7 @@ def adversarial_filter(cfg: Config, run: RunStore,
         raise RunError(f"{run.root}: fewer than 2 contexts have {f.negatives} candidates to filter")
     r, stopped = last, stop_now(metrics)
     with pool_scorer(f, run, bank, ray_address) as score_rows:
-        loop = Loop(cfg, members, device, bank, score_rows)
+        loop = Loop(cfg, members, device, bank, score_rows, WarmStore(run))
         while r < f.rounds and not stopped:
             r += 1
             metrics.append(_round(loop, run, r, assignment, active, metrics))
@@ -163,11 +170,12 @@ def _round(loop: Loop, run: RunStore, r: int, assignment: np.ndarray, active: np
     cfg, f, bank = loop.cfg, loop.cfg.filter, loop.bank
     with progress(total=len(loop.members.names) + 1, desc=f"round {r}", leave=False) as bar:
         result = run_round(r, bank, assignment, active, f, loop.members, loop.device, cfg.seed,
-                           score_rows=loop.score_rows,
+                           score_rows=loop.score_rows, warm=loop.warm,
                            progress=lambda msg: (bar.set_postfix_str(msg), bar.update(1)))
     metrics = {**result.metrics, "below_chance": below_chance(result.metrics["accuracy"], f)}
-    write_round(run, r, bank.context_ids, result.assignment, result.scores)
+    write_round(run, r, bank.context_ids, result.assignment, result.scores, result.gold)
     write_metrics(run, [*history, metrics])
+    loop.warm.prune(r)
     if f.probe_every and r % f.probe_every == 0:
         metrics["probe"] = _cheap_probe(cfg, run, r)
     return metrics

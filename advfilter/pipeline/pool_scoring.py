@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,10 +20,8 @@ from advfilter.core.settings import FilterConfig
 from advfilter.core.models import resolve_device
 from advfilter.core.store import RunStore
 from advfilter.pipeline.algorithm1 import Members
+from advfilter.pipeline.strong import ScoreRows
 from discriminators import Bank, Discriminator, score
-
-
-ScoreRows = Callable[[str, Discriminator, np.ndarray], np.ndarray]
 
 
 class PoolScorer:
