@@ -107,7 +107,9 @@ class RetrievalEndings(RandomEndings):
         gen.vectors = np.load(directory / "vectors.npy")
         return gen
 
-    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+    def draw(self, contexts: Sequence[Context], n: int, seed: int) -> list[np.ndarray]:
+        """Per context, the indices of ``n`` entries (fewer where fewer are allowed) drawn from
+        its nearest by similarity: never its own video's, never another split's golds."""
         r = self.settings
         rng = np.random.default_rng(seed)
         sims = self._embed([context_text(c) for c in contexts]).astype(np.float32) \
@@ -122,10 +124,12 @@ class RetrievalEndings(RandomEndings):
         for row in sims:
             k_row = min(k, int(np.isfinite(row).sum()))  # this context's own: others keep k
             if k_row == 0:
-                out.append([])
+                out.append(np.zeros(0, dtype=np.int64))
                 continue
             near = np.argpartition(-row, k_row - 1)[:k_row]
             weights = np.exp((row[near] - row[near].max()) / r.temperature)
-            picks = rng.choice(near, size=min(n, k_row), replace=False, p=weights / weights.sum())
-            out.append([self.entries[j].ending for j in picks])
+            out.append(rng.choice(near, size=min(n, k_row), replace=False, p=weights / weights.sum()))
         return out
+
+    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+        return [[self.entries[j].ending for j in picks] for picks in self.draw(contexts, n, seed)]

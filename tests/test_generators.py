@@ -330,3 +330,31 @@ def test_an_unknown_part_of_a_mixture_is_named():
 
     with pytest.raises(ConfigError, match="unknown generator 'gpt9'"):
         resolve("lstm,gpt9")
+
+
+# --- rewrite ------------------------------------------------------------------------------
+
+def test_rewrite_moves_a_retrieved_ending_onto_the_contexts_things_keeping_its_verbs(nlp):
+    from generators.rewrite import nouns, rewrite
+
+    source = "How to apply false eyelashes. Put glue on the band and lift your lashes."
+    target = "How to paint your nails. Shake the bottle of polish and open the bottle."
+    ending = nlp("Press the band onto your lashes and hold the lashes for a minute.")
+    new = rewrite(ending, source, target, nouns(nlp(target)))
+    assert new.startswith("Press the ") and "band" not in new and "lashes" not in new
+    assert "nails" in new  # a plural becomes the context's plural
+    assert "minute" in new  # the other context never mentions it: not its topic, kept
+    same = nlp("Press the nails gently.")  # a noun the new context mentions stays
+    assert rewrite(same, source + " nails", target, nouns(nlp(target))) == "Press the nails gently."
+
+
+def test_rewrite_draws_what_retrieval_draws_and_rewrites_it(tmp_path):
+    ret, _ = make("retrieval", retrieval={"neighbours": 1.0})
+    rew, _ = make("rewrite", rewrite={"neighbours": 1.0})
+    for gen in (ret, rew):
+        gen.fit([], [], seed=0)
+        gen.index_fold(FOLD)
+    drawn, rewritten = ret.sample(NEAR, 2, seed=0), rew.sample(NEAR, 2, seed=0)
+    assert [len(r) for r in rewritten] == [len(d) for d in drawn] == [2, 2, 2]
+    assert rewritten != drawn  # the other contexts' nouns are gone
+    assert rew.sample(NEAR, 2, seed=0) == rewritten  # seeded

@@ -81,11 +81,11 @@ def test_each_held_out_fold_keeps_its_own_model_which_never_trains_on_it(generat
     run = copy_run(generated_run)
     run_filter(run, **{"filter.rounds": 4})
     saved = sorted(p.name for p in run.path("af/strong").iterdir())
-    # two folds take turns: rounds 2 and 4 hold out one, round 3 the other; older files pruned
+    # two folds (two groups) take turns: each round holds one out; older files are pruned
     assert len(saved) == 2 and {name.split(".round-")[1] for name in saved} == {"03.pt", "04.pt"}
     for name in saved:
         r = int(name.split(".round-")[1][:2])
-        assert name.split(".round-")[0] == "folds-" + "-".join(map(str, sorted(folds_tested(run, r))))
+        assert name.split(".round-")[0] == "groups-" + "-".join(str(f % 2) for f in sorted(folds_tested(run, r)))
 
 
 def test_warm_start_changes_only_the_rounds_whose_fold_was_held_out_before(generated_run, copy_run, run_filter):
@@ -158,8 +158,10 @@ def test_the_quick_preset_sits_under_config_files_and_set():
     assert load_config(None, {"filter.rounds": 9}, preset="quick").filter.rounds == 9
 
 
-def test_the_strong_model_cannot_also_be_an_ensemble_member():
+def test_the_strong_model_cannot_also_be_an_ensemble_member_nor_have_one_group():
     from advfilter.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="strong.discriminator 'bert' is also one of the discriminators"):
         load_config(None, {"filter.discriminators": ["bow", "bert"]})
+    with pytest.raises(ConfigError, match="groups 1 would leave the strong model no fold to train on"):
+        load_config(None, {"filter.strong.groups": 1})

@@ -144,7 +144,7 @@ class StopConfig(Strict):
 class StrongConfig(Strict):
     """``filter.strong``: a fine-tuned cross-encoder that drives the last rounds (HellaSwag's
     BERT), trained a bounded number of steps per round and, with ``holdout: folds``, carried
-    over from round to round: one model per held-out fold, which never trains on that fold."""
+    over from round to round: one model per group of folds, which never trains on them."""
 
     discriminator: str | None = Field("bert", description="a discriminator name; None = off")
     from_round: int = Field(11, ge=1, description="it drives this round and every later one")
@@ -154,8 +154,17 @@ class StrongConfig(Strict):
         "pool candidates per test context it scores: the shallow driver's top ones, plus the "
         "assigned negatives; 0 = the whole pool"))
     warm_start: bool = Field(True, description=(
-        "continue each held-out fold's model from the last round that held it out (needs "
+        "continue the held-out folds' model from the last round that held them out (needs "
         "holdout: folds); false = from the pretrained weights every round"))
+    groups: int = Field(2, ge=0, description=(
+        "warm start: fold k's model is group k % groups's, trained on the other groups' "
+        "contexts (fewer groups: each model trains in more rounds, on less); 0 = one per fold"))
+
+    @model_validator(mode="after")
+    def _groups(self) -> "StrongConfig":
+        if self.groups == 1:
+            raise ValueError("groups 1 would leave the strong model no fold to train on; use 0 or >= 2")
+        return self
 
 
 class EncoderProbeConfig(Strict):

@@ -267,7 +267,7 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
         driver = members.strong[0]
         progress(f"round {r}: training {driver}")
         t = time.perf_counter()
-        strong = train_strong(Strong(driver, members.build, cfg.strong, warm), r, bank, test,
+        strong = train_strong(Strong(driver, members.build, cfg.strong, warm), r, bank, test, train,
                               train_rows, derive_seed(seed, "af", r, driver), device)
         t2 = time.perf_counter()
         gold, pools = strong_scores(driver, strong, score_rows, starts, pools, assignment[test],

@@ -60,11 +60,6 @@ class WarmStore:
                 p.unlink()
 
 
-def fold_key(folds: np.ndarray) -> str:
-    """The name of a set of held-out folds: ``folds-1`` or ``folds-0-3``."""
-    return "folds-" + "-".join(str(int(k)) for k in sorted(set(folds.tolist())))
-
-
 def shortlist(pools: list[np.ndarray], assigned: np.ndarray, size: int) -> list[np.ndarray]:
     """Per test context, the pool indices the strong model scores: the ``size`` highest under
     the shallow driver (``pools``), and the assigned negatives (``assigned``: one row per
@@ -91,18 +86,26 @@ class Strong:
     warm: WarmStore | None = None
 
 
-def train_strong(strong: Strong, r: int, bank: Bank, test: np.ndarray, train_rows: np.ndarray,
-                 seed: int, device: torch.device) -> Discriminator:
-    """Round ``r``'s strong model: the held-out folds' model from the last round that held
-    them out (``warm_start`` with whole folds held out) or a fresh one, trained ``steps``
-    steps on ``train_rows`` (contexts × options, the gold first) and saved for the next."""
+def train_strong(strong: Strong, r: int, bank: Bank, test: np.ndarray, train: np.ndarray,
+                 train_rows: np.ndarray, seed: int, device: torch.device) -> Discriminator:
+    """Round ``r``'s strong model, trained ``steps`` steps on the options of the ``train``
+    contexts (``train_rows``: contexts × options, the gold first) and saved for the next
+    round. With ``warm_start`` and whole folds held out, the folds form ``groups`` (fold
+    ``k`` in group ``k % groups``; 0 = each fold its own): the test folds' groups have one
+    model, continued from the last round that tested them and trained only on contexts of
+    the other groups, so it never learns a context it will score."""
     model = strong.build(strong.name, bank, seed)
-    folds = bank.corpus.folds
-    key = fold_key(folds[test]) if strong.warm and strong.cfg.warm_start and folds is not None else None
-    state = strong.warm.load(key, before=r) if key else None
-    if state is not None:
-        model.load_state_dict(state)
-    fit(model, bank, train_rows, seed, device, steps=strong.cfg.steps, desc=f"round {r}: {strong.name}")
+    folds, cfg = bank.corpus.folds, strong.cfg
+    key = None
+    if strong.warm and cfg.warm_start and folds is not None:
+        group = (lambda f: f % cfg.groups) if cfg.groups else (lambda f: f)
+        held = np.unique(group(folds[test]))
+        train_rows = train_rows[~np.isin(group(folds[train]), held)]
+        key = ("groups-" if cfg.groups else "folds-") + "-".join(str(int(k)) for k in held)
+        state = strong.warm.load(key, before=r)
+        if state is not None:
+            model.load_state_dict(state)
+    fit(model, bank, train_rows, seed, device, steps=cfg.steps, desc=f"round {r}: {strong.name}")
     if key:
         strong.warm.save(key, r, model)
     return model
