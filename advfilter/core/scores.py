@@ -24,18 +24,25 @@ def latest_scores(run: RunStore, context_id: str, upto: int) -> np.ndarray | Non
 
 def latest_margins(run: RunStore, upto: int) -> dict[str, float]:
     """Per context, how far the driver scored its highest negative above its gold in the last
-    round up to ``upto`` that tested it (a context's negatives change only when it is tested,
-    so they are round ``upto``'s). The items it scored furthest above are the likeliest to
-    have a second correct answer. Contexts no round with gold scores tested are absent."""
+    round up to ``upto`` that tested it, in standard deviations of that round's pool scores
+    (so a margin means the same for any driver, however sure it is). A context's negatives
+    change only when it is tested, so they are round ``upto``'s. The items scored furthest
+    above are the likeliest to have a second correct answer. Contexts no round with gold
+    scores tested are absent."""
     negatives = dict(zip(*(read_round(run, upto)[c] for c in ("context_id", "negatives"))))
     out: dict[str, float] = {}
     for r in range(upto, 0, -1):
         table = read_round(run, r)
         if "gold" not in table:
             break
-        for cid, scores, gold in zip(table["context_id"], table["scores"], table["gold"]):
-            if cid not in out and scores is not None and not np.isnan(gold) and negatives[cid][0] >= 0:
-                out[cid] = float(np.asarray(scores)[negatives[cid]].max() - gold)
+        tested = table[table["gold"].notna()]
+        if tested.empty:
+            continue
+        pooled = np.concatenate([np.asarray(s, dtype=np.float64) for s in tested["scores"]])
+        spread = float(np.std(pooled[np.isfinite(pooled)])) or 1.0
+        for cid, scores, gold in zip(tested["context_id"], tested["scores"], tested["gold"]):
+            if cid not in out and negatives[cid][0] >= 0:
+                out[cid] = float((np.asarray(scores)[negatives[cid]].max() - gold) / spread)
     return out
 
 

@@ -221,10 +221,10 @@ class FilterConfig(Strict):
     min_changed: float = Field(0.0, ge=0, le=1, description="stop when fewer contexts change")
     stop: StopConfig = StopConfig()
     strong: StrongConfig = StrongConfig()
-    ambiguous_margin: float = Field(2.0, ge=0, description=(
-        "an item whose negative the driver scored this many logits above the gold when it last "
-        "tested it is likely a second correct answer (annotate push --order ambiguous, export "
-        "--drop-ambiguous)"))
+    ambiguous_margin: float = Field(1.0, ge=0, description=(
+        "an item whose negative the driver scored this far above the gold when it last tested "
+        "it (in standard deviations of that round's pool scores) is likely a second correct "
+        "answer (annotate push --order ambiguous, export --drop-ambiguous)"))
     probe_every: int = Field(0, ge=0, description="run the tfidf probe every N rounds; 0 = never")
     score_workers: int = Field(0, ge=0, description="Ray actors scoring the pools; 0 = in this process")
     threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")

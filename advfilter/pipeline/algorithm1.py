@@ -24,7 +24,7 @@ import torch
 
 from advfilter.core.settings import FilterConfig
 from advfilter.core.seeds import derive_seed
-from advfilter.pipeline.strong import Strong, WarmStore, strong_scores, train_strong
+from advfilter.pipeline.strong import Strong, WarmStore, strong_round
 from discriminators import Bank, Discriminator, Ensemble, configured, fit, score
 
 log = logging.getLogger(__name__)
@@ -266,15 +266,9 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
     if members.strong is not None and r >= cfg.strong.from_round:
         driver = members.strong[0]
         progress(f"round {r}: training {driver}")
-        t = time.perf_counter()
-        strong = train_strong(Strong(driver, members.build, cfg.strong, warm), r, bank, test, train,
-                              train_rows, derive_seed(seed, "af", r, driver), device)
-        t2 = time.perf_counter()
-        gold, pools = strong_scores(driver, strong, score_rows, starts, pools, assignment[test],
-                                    cfg.strong.shortlist)
-        accuracy[driver] = float(np.mean([g > p[a].max() for g, p, a in zip(gold, pools, assignment[test])]))
-        timings["train_s"] += t2 - t
-        timings["score_s"] += time.perf_counter() - t2
+        gold, pools, accuracy[driver] = strong_round(
+            Strong(driver, members.build, cfg.strong, warm), r, bank, (test, train, train_rows),
+            assignment[test], pools, derive_seed(seed, "af", r, driver), device, score_rows, timings)
     t = time.perf_counter()
     reuse = None
     if cfg.max_reuse:
@@ -284,7 +278,9 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
                       swap_count(cfg, accuracy[driver]),
                       cfg.swap_choice, rng, reuse, guard)
     changed = float((new[active] != assignment[active]).any(1).mean())
-    over = np.array([p[new[c]].max() - g for g, p, c in zip(gold, pools, test)])
+    pooled = np.concatenate(pools)
+    spread = float(np.std(pooled[np.isfinite(pooled)])) or 1.0  # margins in the scores' own scale
+    over = np.array([p[new[c]].max() - g for g, p, c in zip(gold, pools, test)]) / spread
     timings["bookkeeping_s"] = time.perf_counter() - t
     return RoundResult(new, {"round": r, "accuracy": accuracy, "driver": driver, "swaps": swaps,
                              "changed_frac": changed, "test_contexts": int(len(test)),

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from advfilter.core.config import load_config
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
     AF_DIR, ANNOTATORS_FILE, last_round, read_metrics, read_probes, read_rows, round_assignment,
 )
+from advfilter.core.scores import latest_margins
 from advfilter.core.store import RunStore, atomic_path
 from advfilter.core.text import word_tokenize
 from annotation.quality import kappa_text
@@ -22,14 +24,17 @@ def table(run: RunStore) -> str:
     metrics = read_metrics(run)
     if not metrics:
         raise RunError(f"{run.root}: no {AF_DIR}/metrics.jsonl; run advfilter filter first")
-    names = list(metrics[0]["accuracy"])
-    lines = ["round  " + "  ".join(f"{n:>8}" for n in names) + "    driver  changed  swaps  seconds"]
+    names = list(dict.fromkeys(n for m in metrics for n in m["accuracy"]))  # the strong one joins late
+    lines = ["round  " + "  ".join(f"{n:>8}" for n in names) + "    driver  changed  swaps  ambiguous  seconds"]
     for m in metrics:
         low = m.get("below_chance", [])
-        accs = "  ".join(f"{m['accuracy'][n]:7.3f}{'!' if n in low else ' '}" for n in names)
+        accs = "  ".join(f"{m['accuracy'][n]:7.3f}{'!' if n in low else ' '}" if n in m["accuracy"]
+                         else f"{'-':>7} " for n in names)
         secs = m["train_s"] + m["score_s"] + m["bookkeeping_s"]
+        ambiguous = f"{m['ambiguous']:9.3f}" if "ambiguous" in m else f"{'-':>9}"
         lines.append(f"{m['round']:5d}  {accs}  {m['driver']:>8}  {m['changed_frac']:7.3f}  "
-                     f"{m['swaps']:5d}  {secs:7.1f}")
+                     f"{m['swaps']:5d}  {ambiguous}  {secs:7.1f}")
+    lines += ambiguity(run, metrics[-1]["round"])
     if any(m.get("below_chance") for m in metrics):
         lines.append("! below chance by more than filter.stop.margin: an overshoot, not success")
     lines += sources(run)
@@ -44,6 +49,19 @@ def table(run: RunStore) -> str:
             lines += source_lines(p.get("by_source")) if p["round"] in ends else []
     lines += humans(run, metrics)
     return "\n".join(lines)
+
+
+def ambiguity(run: RunStore, last: int) -> list[str]:
+    """The share of round ``last``'s items the driver last scored a negative of at least
+    ``filter.ambiguous_margin`` above the gold: the likeliest to have a second answer."""
+    margin = load_config(None, base=run.manifest.get("config")).filter.ambiguous_margin
+    scored = latest_margins(run, last)
+    if not scored:
+        return []
+    n = sum(m >= margin for m in scored.values())
+    return [f"likely ambiguous (a negative >= {margin} sd above the gold when last tested): "
+            f"{n} of {len(scored)} items ({n / len(scored):.1%}); annotate push --order ambiguous "
+            f"sends them first, export --drop-ambiguous leaves out those people have not kept"]
 
 
 def source_lines(by_source: dict[str, dict] | None) -> list[str]:

@@ -12,6 +12,7 @@ weights an uninterrupted one had.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -127,3 +128,22 @@ def strong_scores(name: str, model: Discriminator, score_rows: ScoreRows, starts
         out[p] = scored[1:]
         full.append(out)
     return np.array([s[0] for s in per_context]), full
+
+
+def strong_round(strong: Strong, r: int, bank: Bank,
+                 split: tuple[np.ndarray, np.ndarray, np.ndarray], assigned: np.ndarray,
+                 pools: list[np.ndarray], seed: int, device: torch.device, score_rows: ScoreRows,
+                 timings: dict[str, float]) -> tuple[np.ndarray, list[np.ndarray], float]:
+    """Round ``r``'s strong model trained (``split``: test contexts, train contexts, the
+    train contexts' option rows) and scoring the test contexts' shortlists (``pools``: the
+    shallow driver's scores; ``assigned``: their negatives): its (gold scores, pool scores,
+    held-out accuracy on the assigned items). Adds its seconds to ``timings``."""
+    test, train, train_rows = split
+    t = time.perf_counter()
+    model = train_strong(strong, r, bank, test, train, train_rows, seed, device)
+    t2 = time.perf_counter()
+    gold, scored = strong_scores(strong.name, model, score_rows, bank.offsets[test], pools, assigned,
+                                 strong.cfg.shortlist)
+    timings["train_s"] += t2 - t
+    timings["score_s"] += time.perf_counter() - t2
+    return gold, scored, float(np.mean([g > p[a].max() for g, p, a in zip(gold, scored, assigned)]))
