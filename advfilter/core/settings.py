@@ -150,7 +150,7 @@ class StrongConfig(Strict):
     from_round: int = Field(11, ge=1, description="it drives this round and every later one")
     steps: int = Field(40, ge=1, description=(
         "optimizer steps per round, filter.discriminator.<name>.batch_size contexts each"))
-    shortlist: int = Field(16, ge=0, description=(
+    shortlist: int = Field(12, ge=0, description=(
         "pool candidates per test context it scores: the shallow driver's top ones, plus the "
         "assigned negatives; 0 = the whole pool"))
     warm_start: bool = Field(True, description=(
