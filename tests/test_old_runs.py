@@ -62,3 +62,13 @@ def test_an_old_sweep_folder_restores_its_trials_and_compares(runner, tmp_path):
     trials = sorted(str(p) for p in (sweep / "trials").iterdir())
     result = runner.invoke(main, ["compare", *trials])
     assert result.exit_code == 0 and "eval_acc_norm" in result.output
+
+
+def test_a_run_made_before_the_strong_model_continues_without_one(old_run):
+    from advfilter.core.config import load_config
+    from advfilter.core.store import RunStore
+
+    run = RunStore(old_run)
+    assert load_config(None, base=run.manifest["config"]).filter.strong.discriminator is None
+    fresh = load_config(None)
+    assert fresh.filter.strong.discriminator == "bert"  # new runs get one

@@ -154,7 +154,7 @@ def test_an_unknown_preset_is_one_line_and_exit_2(runner, tmp_path):
 def test_the_quick_preset_sits_under_config_files_and_set():
     quick = load_config(None, preset="quick")
     assert quick.filter.rounds == 6 and quick.filter.strong.discriminator is None
-    assert quick.generate.num_candidates == 16
+    assert quick.generate.num_candidates == 12
     assert load_config(None, {"filter.rounds": 9}, preset="quick").filter.rounds == 9
 
 
