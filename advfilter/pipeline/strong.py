@@ -4,11 +4,11 @@ drives Adversarial Filtering from ``from_round`` on, as BERT-Large drove HellaSw
 On a CPU a cross-encoder costs a hundred times a shallow model per row, so each round it
 trains ``steps`` optimizer steps and scores a ``shortlist`` of each test context's pool (the
 candidates the shallow driver ranks highest, and the assigned negatives). With ``holdout:
-folds`` it is not trained from scratch each round: each held-out fold has its own model,
-continued from the last round that held that fold out, so a model never trains on the
-contexts it scores and still improves round after round. The weights live in ``af/strong/``
-(one file per fold, the round it was trained in named), so a resumed run continues from the
-weights an uninterrupted one had.
+folds`` it is not trained from scratch each round: the folds form ``groups``, each group has
+its own model, trained only on the other groups' contexts and continued from the last round
+that held its group out, so a model never trains on the contexts it scores and still improves
+round after round. The weights live in ``af/strong/`` (one file per group, named by the round
+that trained it), so a resumed run continues from the weights an uninterrupted one had.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ STRONG_DIR = "af/strong"
 
 
 class WarmStore:
-    """Each held-out fold set's strong-model weights, on disk: ``af/strong/KEY.round-RR.pt``."""
+    """Each fold group's strong-model weights, on disk: ``af/strong/KEY.round-RR.pt``."""
 
     def __init__(self, run: RunStore) -> None:
         self.root = run.path(STRONG_DIR)
@@ -52,7 +52,7 @@ class WarmStore:
             torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
 
     def prune(self, upto: int) -> None:
-        """Keep only each fold set's newest weights from rounds up to ``upto`` (called once
+        """Keep only each group's newest weights from rounds up to ``upto`` (called once
         round ``upto`` is on disk, so a resume never needs an older file)."""
         keys = {p.name.split(".round-")[0] for p in self.root.glob("*.pt")} if self.root.exists() else set()
         for key in keys:
