@@ -30,7 +30,15 @@ def normalize(text: str) -> str:
     return " ".join(t for t in word_tokenize(text.lower()) if _WORD.match(t))
 
 
-def cut_at_sentence_end(text: str) -> str:
-    """Text up to and including its first sentence-final mark (., ! or ?), or all of it."""
-    match = re.search(r"[.!?](?=\s|$)", text)
-    return text[: match.end()] if match else text
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+
+
+def sentence_count(text: str) -> int:
+    """Sentence-final marks (., ! or ? before a space or the end) in ``text``; at least 1."""
+    return max(1, len(_SENTENCE_END.findall(text)))
+
+
+def cut_at_sentence_end(text: str, sentences: int = 1) -> str:
+    """Text up to and including its ``sentences``-th sentence-final mark, or all of it."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[sentences - 1]] if len(ends) >= sentences else text

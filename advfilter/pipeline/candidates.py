@@ -1,6 +1,7 @@
 """From raw samples to a candidate pool per context, with the LM features of each ending.
 
-Samples are cut at the end of their sentence and dropped when empty, opening with a
+Samples are cut after as many sentences as the gold has (one for a verb phrase; WikiHow's
+golds are a step and its explanation) and dropped when empty, opening with a
 punctuation mark (", and dress ..." never starts a verb phrase), unfinished (no final mark
 where the gold has one), equal to the gold, a repeat of words of the context's first sentence
 (what already happened is no continuation, and people reject it at once), a duplicate of an
@@ -21,7 +22,7 @@ import pandas as pd
 from advfilter.core.config import Config
 from advfilter.core.seeds import derive_seed
 from generators.base import Context, Generator
-from advfilter.core.text import count_words, cut_at_sentence_end, normalize
+from advfilter.core.text import count_words, cut_at_sentence_end, normalize, sentence_count
 
 _FINAL = (".", "!", "?")
 CANDIDATE_COLUMNS = ["context_id", "ending", "is_gold", "lm_logprob", "lm_uncond_logprob",
@@ -55,6 +56,7 @@ def candidate_pools(
     golds = [normalize(c.ending) for c in contexts]
     firsts = [f" {normalize(c.ctx_a)} " for c in contexts]
     finals = [c.ending.endswith(_FINAL) for c in contexts]
+    sentences = [sentence_count(c.ending) for c in contexts]  # WikiHow: a step and its detail
     dropped: Counter[str] = Counter()
     for attempt in range(g.retry_rounds):
         need = [i for i, pool in enumerate(pools) if len(pool) < g.num_candidates]
@@ -64,7 +66,7 @@ def candidate_pools(
         samples = gen.sample_writers([contexts[i] for i in need], draws, derive_seed(seed, attempt))
         for i, endings in zip(need, samples):
             for raw, writer in endings:
-                ending = cut_at_sentence_end(raw).strip()
+                ending = cut_at_sentence_end(raw, sentences[i]).strip()
                 if not finals[i]:  # the gold has no final mark: neither may the candidates
                     ending = ending.rstrip(".!?").rstrip()
                 key = normalize(ending)
