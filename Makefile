@@ -33,10 +33,11 @@ $(LMEVAL_VENV)/.installed:
 	touch $@
 
 # The demo corpus is built from templates, so its endings repeat across videos: the reuse limit
-# (filter.max_reuse) would freeze AF there, and 16 candidates keep the encoder embedding short.
+# (filter.max_reuse) would freeze AF there, and 16 candidates keep the encoder embedding short;
+# the strong model drives the last three rounds only (each costs minutes on a CPU).
 demo: $(VENV)/.installed
 	$(BIN)/advfilter generate --source activitynet --input advfilter/data/demo_activitynet.json --out $(RUN) --num-candidates 16
-	$(BIN)/advfilter filter --run $(RUN) --rounds 20 --set filter.max_reuse=0
+	$(BIN)/advfilter filter --run $(RUN) --rounds 20 --set filter.max_reuse=0 --set filter.strong.from_round=18
 	$(BIN)/advfilter export --run $(RUN) --format hellaswag --out $(RUN)/hellaswag.jsonl
 	$(BIN)/advfilter report --run $(RUN)
 
