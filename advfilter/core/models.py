@@ -177,27 +177,31 @@ def load_encoder(name: str) -> Any:
 
 
 def encode_sentences(texts: list[str], model: str, max_length: int = 64, device: str = "cpu",
-                     desc: str = "embedding", batch_size: int = 256) -> np.ndarray:
+                     desc: str = "embedding", batch_size: int | None = None) -> np.ndarray:
     """Mean-pooled, L2-normalised encoder embeddings of ``texts`` (N, hidden), float16.
 
-    Texts are encoded longest first (less padding), under ``no_grad``, bfloat16 on CUDA.
+    Each distinct text is encoded once, longest first (less padding), under ``no_grad``,
+    bfloat16 on CUDA; ``batch_size`` defaults by device (64 texts on a CPU, where larger
+    batches run slower; 256 on a GPU).
     """
     import numpy as np
     import torch
     from advfilter.core.progress import progress
 
     dev = resolve_device(device)
+    batch_size = batch_size or (64 if dev.type == "cpu" else 256)
     tok, enc = load_tokenizer(model), load_encoder(model).to(dev).eval()
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), enc.config.hidden_size), dtype=np.float16)
+    distinct, where = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+    order = np.argsort([-len(t) for t in distinct], kind="stable")
+    out = np.zeros((len(distinct), enc.config.hidden_size), dtype=np.float16)
     with torch.no_grad():
-        for start in progress(range(0, len(texts), batch_size), desc=desc):
+        for start in progress(range(0, len(distinct), batch_size), desc=desc):
             idx = order[start:start + batch_size]
-            batch = tok([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
-                        return_tensors="pt").to(dev)
+            batch = tok([str(distinct[i]) for i in idx], truncation=True, max_length=max_length,
+                        padding=True, return_tensors="pt").to(dev)
             with autocast(dev):
                 hidden = enc(**batch).last_hidden_state.float()
             mask = batch["attention_mask"][..., None].float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
             out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
-    return out
+    return out[where.ravel()]

@@ -271,7 +271,7 @@ def sweep(cfg: SweepConfig, data: SweepData, out: Path, ray_address: str | None 
     for name, value in (("TUNE_GLOBAL_CHECKPOINT_S", "1"), ("RAY_AIR_NEW_OUTPUT", "0"),
                         ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")):
         os.environ.setdefault(name, value)
-    with ray_session(ray_address, os.cpu_count() or 1):
+    with ray_session(ray_address, os.cpu_count() or 1, shared=out):
         tuner, resumed = _tuner(cfg, data, out, n, n_train, use_wandb)
         _fit(tuner, out, on_trial)
     rows = read_results(out)

@@ -90,14 +90,16 @@ def fold_data(contexts: pd.DataFrame, fold: int, seed: int, fraction: float, fit
 
 
 def _workers(cfg: Config) -> tuple[int, float]:
-    """(actor count, GPUs per actor): one per GPU where Ray sees GPUs, else one per core."""
+    """(actor count, GPUs per actor): one per GPU where Ray sees GPUs, else one per
+    ``threads_per_worker`` CPUs of the cluster (of this machine with a local runtime)."""
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if gpus and cfg.generate.generator != "lstm":
         if cfg.generate.workers > gpus:  # an actor that asks for a GPU nobody has never starts
             log.warning("generate.workers %d > the %d GPUs Ray sees: running %d GPU workers",
                         cfg.generate.workers, gpus, gpus)
         return min(cfg.generate.workers or gpus, gpus), 1.0
-    return (cfg.generate.workers or os.cpu_count() or 1), 0.0
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return (cfg.generate.workers or max(1, cpus // cfg.generate.threads_per_worker)), 0.0
 
 
 def _fit_missing_folds(cfg: Config, contexts: pd.DataFrame, models: Path) -> None:
@@ -197,7 +199,8 @@ def generate_candidates(cfg: Config, run: RunStore, ray_address: str | None = No
     out.mkdir(parents=True, exist_ok=True)
     shards = plan_shards(contexts, g.shard_size)
     todo = [s for s in shards if not (out / shard_name(s.index)).exists()]
-    with ray_session(ray_address, cpus=(g.workers or os.cpu_count() or 1) * g.threads_per_worker):
+    with ray_session(ray_address, cpus=(g.workers or os.cpu_count() or 1) * g.threads_per_worker,
+                     shared=run.root):
         _fit_missing_folds(cfg, contexts, models)
         _fill_shards(cfg, todo, models, out)
     summary = summarize([read_shard_stats(out / shard_name(s.index)) for s in shards])

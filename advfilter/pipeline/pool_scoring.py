@@ -51,11 +51,12 @@ def pool_scorer(cfg: FilterConfig, run: RunStore, bank: Bank, address: str | Non
         return
     import ray
 
-    from advfilter.core.cluster import ray_session
+    from advfilter.core.cluster import largest_node_cpus, ray_session
 
     workers = cfg.score_workers or 1
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with ray_session(address, cpus=workers * threads):
+    with ray_session(address, cpus=workers * threads, shared=run.root):
+        threads = min(threads, largest_node_cpus())  # an actor no node can hold never starts
         gpus = int(ray.cluster_resources().get("GPU", 0))
         count, per = (min(workers, gpus) if gpus else workers), (1.0 if gpus else 0.0)
         actor = ray.remote(PoolScorer).options(num_cpus=threads, num_gpus=per)
