@@ -14,11 +14,12 @@ from torch import nn
 
 from advfilter.core.models import encode_sentences
 from discriminators.bank import Bank, Batch
+from discriminators.bank_files import sliceable
 from discriminators.base import Discriminator, DiscriminatorConfig, discriminators
-from discriminators.inputs import Arrays, Corpus, Input, features
+from discriminators.inputs import Arrays, Corpus, Input
 
 
-@features.register("sentence_embeddings")
+@sliceable("sentence_embeddings", on_device=True)
 def sentence_embeddings(corpus: Corpus, model: str, max_length: int) -> Arrays:
     """``second`` (per row): embedding of ``ctx_b + ending``; ``first`` (per context): of ``ctx_a``."""
     second = [f"{corpus.ctx_b[o]} {e}" for o, e in zip(corpus.owner, corpus.rows.endings)]

@@ -1,13 +1,13 @@
 """The bank: a run's rows and every discriminator input built so far, cached on disk.
 
 Rows follow ``advfilter.core.layout``: context by context, the gold first, then the pool.
-Each input is built once (with a progress bar where it is slow) and saved atomically to
-``RUN_DIR/af/bank/<key>.npz``; later rounds, resumed runs and other discriminators that
-need the same input read it back.
+Each input is built once, in parts (``discriminators.bank_files``: resumable, on Ray workers
+when the bank is given a Ray ``map``), into ``RUN_DIR/af/bank/<key>/``; later rounds, resumed
+runs and other discriminators that need the same input read it back, memory-mapped. Runs
+made before parts existed keep their ``<key>.npz`` files, read as they are.
 """
 from __future__ import annotations
 
-import logging
 from functools import cached_property
 from pathlib import Path
 
@@ -15,29 +15,32 @@ import numpy as np
 import torch
 
 from advfilter.core.layout import BANK_DIR, LM_COLUMNS, read_contexts, read_rows
-from advfilter.core.store import RunStore, atomic_path
+from advfilter.core.progress import progress
+from advfilter.core.store import RunStore
 from advfilter.core.text import normalize
-from discriminators.inputs import Arrays, Corpus, Input, features
+from discriminators.bank_files import Map, build_input, build_part, in_process, load_arrays, load_folder
+from discriminators.inputs import Arrays, Corpus, Input
 
-log = logging.getLogger(__name__)
 Batch = dict[Input, dict[str, torch.Tensor]]
 
 
 class Bank:
-    """Rows of a run plus a cache of inputs by key (``cache``: a folder, or None for memory only)."""
+    """Rows of a run plus a cache of inputs by key (``cache``: a folder, or None for memory
+    only); ``map`` builds an input's parts (default: one after another in this process)."""
 
-    def __init__(self, corpus: Corpus, cache: Path | None = None) -> None:
+    def __init__(self, corpus: Corpus, cache: Path | None = None, map: Map = in_process) -> None:
         self.corpus = corpus
         self.cache = cache
+        self.map = map
         self.context_ids = corpus.rows.context_ids
         self.offsets = corpus.rows.offsets
         self._arrays: dict[Input, Arrays] = {}
 
     @classmethod
-    def of_run(cls, run: RunStore, device: str = "cpu") -> "Bank":
+    def of_run(cls, run: RunStore, device: str = "cpu", map: Map = in_process) -> "Bank":
         """The bank of a generated run, cached in ``RUN_DIR/af/bank/``."""
         corpus = Corpus.of(read_rows(run, LM_COLUMNS), read_contexts(run), device)
-        return cls(corpus, run.path(BANK_DIR))
+        return cls(corpus, run.path(BANK_DIR), map)
 
     @cached_property
     def text_ids(self) -> np.ndarray:
@@ -59,14 +62,17 @@ class Bank:
     def get(self, inp: Input) -> Arrays:
         """The arrays of ``inp``: from memory, else the cache folder, else built (and cached)."""
         if inp not in self._arrays:
-            path = self.cache / f"{inp.key}.npz" if self.cache else None
-            if path is not None and path.exists():
-                self._arrays[inp] = _load(path)
-            else:
-                arrays = features.get(inp.feature)(self.corpus, **dict(inp.params))
-                if path is not None:
-                    _save(path, arrays)
-                self._arrays[inp] = arrays
+            if self.cache is None:
+                self._arrays[inp] = build_part(inp, self.corpus)
+                return self._arrays[inp]
+            folder, older = self.cache / inp.key, self.cache / f"{inp.key}.npz"
+            if older.exists() and not folder.exists():
+                self._arrays[inp] = load_arrays(older)
+                return self._arrays[inp]
+            if not folder.exists():
+                build_input(inp, self.corpus, folder, self.map,
+                            lambda it, n, desc: progress(it, total=n, desc=desc, unit="part"))
+            self._arrays[inp] = load_folder(folder)
         return self._arrays[inp]
 
     def put(self, inp: Input, arrays: Arrays) -> None:
@@ -84,23 +90,3 @@ class Bank:
             out[inp] = {k: t.to(device, non_blocking=True) for k, t in tensors.items()}
         return out
 
-
-def _save(path: Path, arrays: Arrays) -> None:
-    flat = {f"rows.{k}": v for k, v in arrays.rows.items()}
-    flat |= {f"contexts.{k}": v for k, v in arrays.contexts.items()}
-    flat |= {f"meta.{k}": np.asarray(v) for k, v in arrays.meta.items()}
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **flat)
-
-
-def _load(path: Path) -> Arrays:
-    out = Arrays()
-    with np.load(path, allow_pickle=False) as data:
-        for name in data.files:
-            part, key = name.split(".", 1)
-            value = data[name]
-            if part == "meta":
-                out.meta[key] = value.item()
-            else:
-                getattr(out, part)[key] = value
-    return out

@@ -14,11 +14,12 @@ from advfilter.core.progress import progress
 
 from advfilter.core.models import load_encoder, load_tokenizer
 from discriminators.bank import Bank, Batch
+from discriminators.bank_files import sliceable
 from discriminators.base import Discriminator, DiscriminatorConfig, discriminators
-from discriminators.inputs import Arrays, Corpus, Input, features
+from discriminators.inputs import Arrays, Corpus, Input
 
 
-@features.register("bert_tokens")
+@sliceable("bert_tokens")
 def bert_tokens(corpus: Corpus, model: str, max_length: int) -> Arrays:
     """Word-piece ids (``ids``) and segment ids (``types``) of ``[CLS] ctx_a ctx_b [SEP]
     ending [SEP]`` for every row, 0-padded to ``max_length``."""

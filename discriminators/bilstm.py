@@ -10,24 +10,30 @@ from advfilter.core.progress import progress
 
 from discriminators.bank import Bank, Batch
 from discriminators.base import Discriminator, DiscriminatorConfig, discriminators, masked_max
-from discriminators.inputs import MAX_WORDS, Arrays, Corpus, Input, features
+from discriminators.bank_files import sliceable
+from discriminators.inputs import MAX_WORDS, Arrays, Corpus, Input
 
 
-@features.register("pos")
+@sliceable("pos")
 def pos_tags(corpus: Corpus, spacy_model: str, spacy_fallbacks: tuple[str, ...]) -> Arrays:
-    """spaCy's fine-grained tags of ``ctx_b + ending`` for every row (``pos``, 0 pads)."""
+    """spaCy's fine-grained tags of ``ctx_b + ending`` for every row (``pos``, 0 pads): the
+    tagger's labels in its own order, one more id for any other tag, so every part of a run
+    numbers them alike."""
     from advfilter.core.nlp import load_pipeline
 
     nlp = load_pipeline(spacy_model, spacy_fallbacks)
+    labels = nlp.get_pipe("tagger").labels if nlp.has_pipe("tagger") else ()
+    tags = {tag: i + 1 for i, tag in enumerate(labels)}
+    other = len(tags) + 1
     owner = corpus.owner
     texts = corpus.rows.endings
-    tags: dict[str, int] = {}
     pos = np.zeros((len(texts), MAX_WORDS), dtype=np.int16)
-    docs = nlp.pipe((f"{corpus.ctx_b[o]} {t}" for o, t in zip(owner, texts)), batch_size=512)
-    for i, doc in enumerate(progress(docs, total=len(texts), desc="POS tagging")):
-        ids = [tags.setdefault(tok.tag_, len(tags) + 1) for tok in doc][:MAX_WORDS]
-        pos[i, :len(ids)] = ids
-    return Arrays({"pos": pos}, meta={"pos_size": len(tags) + 1})
+    with nlp.select_pipes(disable=[p for p in ("parser", "ner", "lemmatizer") if nlp.has_pipe(p)]):
+        docs = nlp.pipe((f"{corpus.ctx_b[o]} {t}" for o, t in zip(owner, texts)), batch_size=512)
+        for i, doc in enumerate(progress(docs, total=len(texts), desc="POS tagging")):
+            ids = [tags.get(tok.tag_, other) for tok in doc][:MAX_WORDS]
+            pos[i, :len(ids)] = ids
+    return Arrays({"pos": pos}, meta={"pos_size": other + 1})
 
 
 class BiLSTMConfig(DiscriminatorConfig):

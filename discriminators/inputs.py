@@ -72,6 +72,14 @@ class Corpus:
         return cls(rows, ctx["ctx_a"].to_numpy(), ctx["ctx_b"].to_numpy(), device,
                    ctx["fold"].to_numpy() if "fold" in ctx else None)
 
+    def part(self, start: int, end: int) -> "Corpus":
+        """Contexts ``start`` to ``end`` (exclusive) and their rows."""
+        offsets = self.rows.offsets
+        rows = Rows(self.rows.context_ids[start:end], offsets[start:end + 1] - offsets[start],
+                    self.rows.table.iloc[offsets[start]:offsets[end]].reset_index(drop=True))
+        folds = None if self.folds is None else self.folds[start:end]
+        return Corpus(rows, self.ctx_a[start:end], self.ctx_b[start:end], self.device, folds)
+
     @property
     def owner(self) -> np.ndarray:
         """The context index of every row."""

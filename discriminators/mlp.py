@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -29,7 +30,7 @@ class LMFeaturesMLP(Discriminator):
 
     def __init__(self, bank: Bank, cfg: MLPConfig) -> None:
         super().__init__(bank, cfg)
-        feats = self._features(torch.from_numpy(bank.get(LM).rows["lm"]))
+        feats = self._features(torch.from_numpy(np.array(bank.get(LM).rows["lm"])))
         # Standardise with the whole run's statistics, fixed at construction.
         self.register_buffer("mean", feats.mean(0))
         self.register_buffer("std", feats.std(0).clamp_min(1e-6))

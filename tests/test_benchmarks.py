@@ -25,3 +25,16 @@ def test_a_benchmark_runs_quick_and_ends_with_json(script, tmp_path):
                           cwd=tmp_path, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert isinstance(json.loads(done.stdout.strip().splitlines()[-1]), dict)
+
+
+def test_the_gpu_check_says_what_it_skipped_and_why_where_there_is_no_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: run bash benchmarks/gpu_check.sh by hand (8 minutes)")
+    done = subprocess.run(["bash", str(BENCHMARKS[0].parent / "gpu_check.sh")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr[-3000:]
+    skipped = json.loads(done.stdout.strip().splitlines()[-1])["skipped"]
+    assert set(skipped) == {"bank", "strong_round", "lstm", "hf", "finetune_fp", "finetune_4bit"}
+    assert all("no CUDA device" in why for why in skipped.values())

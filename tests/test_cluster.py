@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -45,8 +46,9 @@ def ray_cli(*args: str) -> None:
 
 @contextlib.contextmanager
 def cluster(workers: int, blind_to: Path | None = None) -> Iterator[str]:
-    """A head and ``workers`` worker nodes with one CPU each; a last node started in its own
-    mount namespace with an empty folder over ``blind_to`` when given. Yields the address."""
+    """A head and ``workers`` worker nodes with one CPU each (worker ``i``'s node manager on
+    port ``manager_port(address, i)``); a last node started in its own mount namespace with an
+    empty folder over ``blind_to`` when given. Yields the address."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -54,8 +56,8 @@ def cluster(workers: int, blind_to: Path | None = None) -> Iterator[str]:
     address, node = f"127.0.0.1:{port}", ("--node-ip-address=127.0.0.1", "--num-cpus=1")
     try:
         ray_cli("start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}", *node)
-        for _ in range(workers):
-            ray_cli("start", f"--address={address}", *node)
+        for i in range(workers):
+            ray_cli("start", f"--address={address}", f"--node-manager-port={manager_port(address, i)}", *node)
         if blind_to is not None:
             hide = f"mount -t tmpfs none {blind_to} && exec {RAY} start --address={address} {' '.join(node)}"
             subprocess.run(["unshare", "-m", "sh", "-c", hide], check=True, capture_output=True, timeout=180,
@@ -63,7 +65,19 @@ def cluster(workers: int, blind_to: Path | None = None) -> Iterator[str]:
         yield address
     finally:
         ray_cli("stop", "--force")
-        shutil.rmtree(temp, ignore_errors=True) if not os.environ.get("KEEP_RAY_TEMP") else None
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def manager_port(address: str, worker: int) -> int:
+    return int(address.rsplit(":", 1)[1]) + 101 + worker
+
+
+def kill_node(address: str, worker: int) -> None:
+    """SIGKILL every process of worker node ``worker`` (its raylet, agents and workers all
+    carry its node manager's port): a lost machine."""
+    port = manager_port(address, worker)
+    done = subprocess.run(["pkill", "-9", "-f", f"node.manager.port={port}( |$)"], capture_output=True)
+    assert done.returncode == 0, "no process of the node found"
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +93,11 @@ def corpus(tmp_path_factory) -> Path:
     return path
 
 
-def advfilter(*args: str) -> subprocess.CompletedProcess:
+def advfilter(*args: str, settings: dict | None = ON_CLUSTER) -> subprocess.CompletedProcess:
     """The command as a user runs it: a process of its own (Ray keeps state per process)."""
-    settings = [f"--set={k}={json.dumps(v)}" for k, v in ON_CLUSTER.items()]
-    return subprocess.run([str(Path(sys.executable).parent / "advfilter"), *args, *settings],
-                          capture_output=True, text=True, timeout=300, env=NO_TOKEN)
+    sets = [f"--set={k}={json.dumps(v)}" for k, v in (settings or {}).items()]
+    return subprocess.run([str(Path(sys.executable).parent / "advfilter"), *args, *sets],
+                          capture_output=True, text=True, timeout=600, env=NO_TOKEN)
 
 
 def test_generate_and_filter_on_a_three_node_cluster_give_the_local_runtimes_results(
@@ -106,6 +120,55 @@ def test_generate_and_filter_on_a_three_node_cluster_give_the_local_runtimes_res
         assert read_round(local, r)["negatives"].map(list).tolist() == \
             read_round(remote, r)["negatives"].map(list).tolist()
     assert not list(remote.root.rglob(".node-check-*"))
+
+
+@pytest.mark.slow
+def test_a_sweep_on_the_cluster_gives_the_local_runtimes_trial_results(three_nodes, tiny_phi, tmp_path):
+    from test_sweep import ITEM, sweep_args
+
+    items = tmp_path / "items.jsonl"
+    rows = [{**ITEM, "ctx_a": f"A cook number {i} stands at a stove.", "split": "train"} for i in range(8)]
+    rows += [{**ITEM, "ctx_a": f"A baker number {i} stands at an oven.", "split": "validation"} for i in range(4)]
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    found = {}
+    for name, where in (("local", ()), ("cluster", ("--ray-address", three_nodes))):
+        args = sweep_args(items, tiny_phi, tmp_path / name, "{lr: [0.01, 0.001]}", "--max-steps", "2",
+                          "--set", "asha.enabled=false", *where)
+        done = advfilter(*args, settings=None)
+        assert done.returncode == 0, done.stderr[-3000:]
+        found[name] = {r["config"]["lr"]: r["metrics"]["eval_loss"]
+                       for r in map(json.loads, (tmp_path / name / "results.jsonl").read_text().splitlines())}
+    assert found["cluster"].keys() == {0.01, 0.001}
+    assert found["cluster"] == pytest.approx(found["local"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_worker_node_lost_mid_run_costs_only_its_unfinished_shards(corpus, tmp_path):
+    """Its actor is restarted on a node still up and its shard redone; the shards finished
+    before stay as they were, and every file is the one an uninterrupted run writes."""
+    small = {"generate.shard_size": 4}
+    run = tmp_path / "run"
+    with cluster(workers=2) as address:
+        job = subprocess.Popen([str(Path(sys.executable).parent / "advfilter"), "generate", "--source",
+                                "activitynet", "--input", str(corpus), "--out", str(run), "--ray-address",
+                                address, *[f"--set={k}={json.dumps(v)}" for k, v in {**ON_CLUSTER, **small}.items()]],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=NO_TOKEN)
+        deadline = time.monotonic() + 300
+        while not list((run / "candidates").glob("part-*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kill_node(address, 1)
+        before = {p.name: p.stat().st_mtime_ns for p in (run / "candidates").glob("part-*.parquet")}
+        _, err = job.communicate(timeout=300)
+    assert job.returncode == 0, err[-3000:]
+    cfg = load_config(None, {**ON_CLUSTER, **small})
+    with RunStore.open(tmp_path / "reference") as reference:
+        build_contexts(cfg, reference, "activitynet", [corpus])
+        generate_candidates(cfg, reference)
+    shards = sorted((reference.root / "candidates").glob("part-*.parquet"))
+    assert 0 < len(before) < len(shards), "the node was lost before the first or after the last shard"
+    for path in shards:
+        assert (run / "candidates" / path.name).read_bytes() == path.read_bytes()
+    assert {n: (run / "candidates" / n).stat().st_mtime_ns for n in before} == before
 
 
 def test_a_node_that_cannot_see_the_run_directory_is_named_before_any_work(corpus, tmp_path):

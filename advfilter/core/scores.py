@@ -9,6 +9,13 @@ from advfilter.core.layout import DECISIONS_FILE, read_round
 from advfilter.core.store import RunStore, read_jsonl
 
 
+def score_spread(pools: list[np.ndarray]) -> float:
+    """The standard deviation of a round's finite pool scores (candidates off the strong
+    model's shortlist score -inf): the unit of margins, so one means the same for any driver."""
+    pooled = np.concatenate([np.asarray(p, dtype=np.float64) for p in pools])
+    return float(np.std(pooled[np.isfinite(pooled)])) or 1.0
+
+
 def latest_scores(run: RunStore, context_id: str, upto: int) -> np.ndarray | None:
     """The driver's scores of a context's pool from the last round up to ``upto`` that tested
     it (None if none did, or the rounds predate recorded scores)."""
@@ -38,8 +45,7 @@ def latest_margins(run: RunStore, upto: int) -> dict[str, float]:
         tested = table[table["gold"].notna()]
         if tested.empty:
             continue
-        pooled = np.concatenate([np.asarray(s, dtype=np.float64) for s in tested["scores"]])
-        spread = float(np.std(pooled[np.isfinite(pooled)])) or 1.0
+        spread = score_spread(list(tested["scores"]))
         for cid, scores, gold in zip(tested["context_id"], tested["scores"], tested["gold"]):
             if cid not in out and negatives[cid][0] >= 0:
                 out[cid] = float((np.asarray(scores)[negatives[cid]].max() - gold) / spread)

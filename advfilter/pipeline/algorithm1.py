@@ -22,9 +22,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from advfilter.core.scores import score_spread
 from advfilter.core.settings import FilterConfig
 from advfilter.core.seeds import derive_seed
-from advfilter.pipeline.strong import Strong, WarmStore, strong_round
+from advfilter.pipeline.strong import ScoreRows, Strong, WarmStore, strong_round
 from discriminators import Bank, Discriminator, Ensemble, configured, fit, score
 
 log = logging.getLogger(__name__)
@@ -231,7 +232,7 @@ def _train_members(r: int, bank: Bank, train_rows: np.ndarray, test_rows: np.nda
 def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cfg: FilterConfig,
               members: Members, device: torch.device, seed: int,
               progress: Callable[[str], None] = lambda _: None,
-              score_rows: Callable[[str, Discriminator, np.ndarray], np.ndarray] | None = None,
+              score_rows: ScoreRows | None = None,
               warm: WarmStore | None = None) -> RoundResult:
     """One round of Algorithm 1 over the ``active`` contexts (bank indices with a full pool),
     training ``members`` on ``device``; from ``filter.strong.from_round`` on, the strong model
@@ -278,9 +279,7 @@ def run_round(r: int, bank: Bank, assignment: np.ndarray, active: np.ndarray, cf
                       swap_count(cfg, accuracy[driver]),
                       cfg.swap_choice, rng, reuse, guard)
     changed = float((new[active] != assignment[active]).any(1).mean())
-    pooled = np.concatenate(pools)
-    spread = float(np.std(pooled[np.isfinite(pooled)])) or 1.0  # margins in the scores' own scale
-    over = np.array([p[new[c]].max() - g for g, p, c in zip(gold, pools, test)]) / spread
+    over = np.array([p[new[c]].max() - g for g, p, c in zip(gold, pools, test)]) / score_spread(pools)
     timings["bookkeeping_s"] = time.perf_counter() - t
     return RoundResult(new, {"round": r, "accuracy": accuracy, "driver": driver, "swaps": swaps,
                              "changed_frac": changed, "test_contexts": int(len(test)),

@@ -1,10 +1,13 @@
 """The filter stage: the bank's inputs built once, rounds of Algorithm 1, resume, manifest entry."""
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -22,6 +25,7 @@ from advfilter.pipeline.algorithm1 import Members, initial_assignment, run_round
 from advfilter.pipeline.pool_scoring import pool_scorer
 from advfilter.pipeline.strong import ScoreRows, WarmStore
 from discriminators import Bank
+from discriminators.bank_files import Map, in_process
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,8 @@ def filter_settings(f: FilterConfig, members: Members) -> dict[str, Any]:
     settings; so is ``strong`` when it is off.
     """
     settings = f.model_dump(exclude_none=True, exclude={"rounds", "threads", "min_changed", "device", "discriminator",
-                                     "stop", "probe_every", "score_workers", "ambiguous_margin"})
+                                     "stop", "probe_every", "score_workers", "bank_workers",
+                                     "ambiguous_margin"})
     if members.strong is None:
         del settings["strong"]
     settings["discriminator"] = {name: c.model_dump() for name, _, c in members.every}
@@ -90,10 +95,24 @@ def _completed_rounds(run: RunStore) -> tuple[int, list[dict[str, Any]]]:
     return last, metrics[:last]
 
 
-def prepare_bank(members: Members, run: RunStore, device: torch.device, f: FilterConfig) -> Bank:
+@contextlib.contextmanager
+def bank_builder(f: FilterConfig, run: RunStore, address: str | None) -> Iterator[Map]:
+    """How the bank's parts are built: on Ray (``filter.bank_workers`` at a time, or a
+    cluster's every CPU with ``address``; the session stays up for the pool scorers) or here."""
+    if not address and not f.bank_workers:
+        yield in_process
+        return
+    from advfilter.core.cluster import ray_map, ray_session
+
+    with ray_session(address, cpus=max(f.bank_workers, os.cpu_count() or 1), shared=run.root):
+        yield functools.partial(ray_map, in_flight=f.bank_workers)
+
+
+def prepare_bank(members: Members, run: RunStore, f: FilterConfig, build: Map = in_process) -> Bank:
     """The run's bank with every input the discriminators need already built (the strong
-    one's only when one of the ``f.rounds`` rounds is its)."""
-    bank = Bank.of_run(run, str(device))
+    one's only when one of the ``f.rounds`` rounds is its), its parts by ``build``; encoder
+    features run on ``filter.device`` as each worker resolves it."""
+    bank = Bank.of_run(run, f.device, build)
     strong = members.strong if members.strong and f.strong.from_round <= f.rounds else None
     for _, cls, member_cfg in [*members.chosen, *([strong] if strong else [])]:
         for inp in cls.needs(member_cfg):
@@ -139,23 +158,24 @@ def adversarial_filter(cfg: Config, run: RunStore,
     stage.begin()
     set_threads(f)
     device = resolve_device(f.device)
-    bank = prepare_bank(members, run, device, f)
-    if not run.path(round_file(0)).exists():
-        write_round(run, 0, bank.context_ids, initial_assignment(bank.pool_sizes, f.negatives, cfg.seed))
-    last, metrics = _completed_rounds(run)
-    assignment = round_assignment(run, last)
-    active = np.flatnonzero(assignment[:, 0] >= 0)
-    if len(active) < 2:
-        raise RunError(f"{run.root}: fewer than 2 contexts have {f.negatives} candidates to filter")
-    r, stopped = last, stop_now(metrics)
-    with pool_scorer(f, run, bank, ray_address) as score_rows:
-        loop = Loop(cfg, members, device, bank, score_rows, WarmStore(run))
-        while r < f.rounds and not stopped:
-            r += 1
-            metrics.append(_round(loop, run, r, assignment, active, metrics))
-            assignment = round_assignment(run, r)
-            on_round(metrics[-1])
-            stopped = stop_now(metrics)
+    with bank_builder(f, run, ray_address) as build:
+        bank = prepare_bank(members, run, f, build)
+        if not run.path(round_file(0)).exists():
+            write_round(run, 0, bank.context_ids, initial_assignment(bank.pool_sizes, f.negatives, cfg.seed))
+        last, metrics = _completed_rounds(run)
+        assignment = round_assignment(run, last)
+        active = np.flatnonzero(assignment[:, 0] >= 0)
+        if len(active) < 2:
+            raise RunError(f"{run.root}: fewer than 2 contexts have {f.negatives} candidates to filter")
+        r, stopped = last, stop_now(metrics)
+        with pool_scorer(f, run, bank, ray_address) as score_rows:
+            loop = Loop(cfg, members, device, bank, score_rows, WarmStore(run))
+            while r < f.rounds and not stopped:
+                r += 1
+                metrics.append(_round(loop, run, r, assignment, active, metrics))
+                assignment = round_assignment(run, r)
+                on_round(metrics[-1])
+                stopped = stop_now(metrics)
     summary = FilterSummary(r, len(active), len(bank.context_ids) - len(active), last,
                             time.perf_counter() - start, stopped=stopped, went_on=had_stopped)
     stage.finish({"rounds": r, "asked": f.rounds, "contexts": summary.contexts,

