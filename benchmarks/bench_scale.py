@@ -55,49 +55,42 @@ def settings(candidates: int, encoder: str, quick: bool) -> dict:
             **({"generate.generator": "random", "filter.discriminators": ["bow", "cnn", "aflite"]} if quick else {})}
 
 
-def one_size(contexts: int, candidates: int, encoder: str, quick: bool) -> dict:
-    """Child process: every stage on ``contexts`` contexts; seconds per stage and peak RSS."""
+def one_size(contexts: int, candidates: int, encoder: str, quick: bool, where: Path) -> dict:
+    """Child process: every stage on ``contexts`` contexts into ``where``; seconds per stage
+    and peak RSS."""
     cfg = load_config(None, settings(candidates, encoder, quick))
     out: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus.json"
-        corpus.write_text(json.dumps(make_corpus(videos=max(8, round(contexts / CONTEXTS_PER_VIDEO)), seed=7)))
-        with RunStore.open(Path(tmp) / "run") as run:
-            t = time.perf_counter()
-            out["contexts"] = build_contexts(cfg, run, "activitynet", [corpus]).contexts
-            out["contexts_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            generate_candidates(cfg, run)
-            out["generate_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            bank = prepare_bank(Members.of(cfg.filter), run, cfg.filter)
-            out["bank_s"], out["rows"] = time.perf_counter() - t, bank.rows
-            del bank
-            t = time.perf_counter()
-            adversarial_filter(cfg, run)
-            out["rounds_s"] = time.perf_counter() - t
+    where.mkdir(parents=True)
+    corpus = where / "corpus.json"
+    corpus.write_text(json.dumps(make_corpus(videos=max(8, round(contexts / CONTEXTS_PER_VIDEO)), seed=7)))
+    with RunStore.open(where / "run") as run:
+        t = time.perf_counter()
+        out["contexts"] = build_contexts(cfg, run, "activitynet", [corpus]).contexts
+        out["contexts_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        generate_candidates(cfg, run)
+        out["generate_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        bank = prepare_bank(Members.of(cfg.filter), run, cfg.filter)
+        out["bank_s"], out["rows"] = time.perf_counter() - t, bank.rows
+        del bank
+        t = time.perf_counter()
+        adversarial_filter(cfg, run)
+        out["rounds_s"] = time.perf_counter() - t
     out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return out
 
 
-def bank_speedup(contexts: int, candidates: int, encoder: str, quick: bool) -> float:
-    """Wall time of the frozen-encoder input built by 1 Ray worker over that by 2."""
-    cfg = load_config(None, settings(candidates, encoder, quick))
+def bank_speedup(run: RunStore, encoder: str) -> float:
+    """Wall time of a generated run's frozen-encoder input built by 1 Ray worker over that by 2."""
     inp = Input.of("sentence_embeddings", model=encoder, max_length=64)  # aflite's input
-    seconds = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus = Path(tmp) / "corpus.json"
-        corpus.write_text(json.dumps(make_corpus(videos=max(8, round(contexts / CONTEXTS_PER_VIDEO)), seed=7)))
-        with RunStore.open(Path(tmp) / "run") as run:
-            build_contexts(cfg, run, "activitynet", [corpus])
-            generate_candidates(cfg, run)
-            for workers in (1, 2):
-                with ray_session(None, cpus=2):
-                    corpus = Bank.of_run(run).corpus
-                    bank = Bank(corpus, Path(tmp) / f"bank-{workers}", functools.partial(ray_map, in_flight=workers))
-                    t = time.perf_counter()
-                    bank.get(inp)
-                    seconds[workers] = time.perf_counter() - t
+    corpus, seconds = Bank.of_run(run).corpus, {}
+    for workers in (1, 2):
+        with ray_session(None, cpus=2):
+            bank = Bank(corpus, run.root.parent / f"bank-{workers}", functools.partial(ray_map, in_flight=workers))
+            t = time.perf_counter()
+            bank.get(inp)
+            seconds[workers] = time.perf_counter() - t
     return seconds[1] / seconds[2]
 
 
@@ -116,12 +109,13 @@ def main() -> None:
     parser.add_argument("--scales", default="1,4,16")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child: one size
     parser.add_argument("--encoder", help=argparse.SUPPRESS)
+    parser.add_argument("--where", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
     if args.quick:
-        args.base, args.candidates, args.scales = 40, 8, "1,2"
+        args.base, args.candidates, args.scales = 40, 8, "1"
     if args.one:
-        print(json.dumps(one_size(args.one, args.candidates, args.encoder, args.quick)))
+        print(json.dumps(one_size(args.one, args.candidates, args.encoder, args.quick, args.where)))
         return
     scales = [int(s) for s in args.scales.split(",")]
     figures: dict = {"sizes": {}}
@@ -129,13 +123,15 @@ def main() -> None:
         encoder = str(build_tiny_bert(Path(tmp) / "tiny-bert", hidden_size=64, layers=2))
         for scale in scales:
             child = subprocess.run([sys.executable, __file__, "--one", str(args.base * scale), "--encoder", encoder,
-                                    "--candidates", str(args.candidates), *(["--quick"] if args.quick else [])],
+                                    "--candidates", str(args.candidates), "--where", str(Path(tmp) / f"x{scale}"),
+                                    *(["--quick"] if args.quick else [])],
                                    capture_output=True, text=True, check=True)
             size = json.loads(child.stdout.strip().splitlines()[-1])
             figures["sizes"][f"{scale}x"] = size
             print(f"{scale}x: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in size.items()), flush=True)
-        figures["bank_ray2_speedup"] = round(bank_speedup(args.base, args.candidates, encoder, args.quick), 2)
+        smallest = RunStore(Path(tmp) / f"x{scales[0]}" / "run")
+        figures["bank_ray2_speedup"] = round(bank_speedup(smallest, encoder), 2)
     small, large = figures["sizes"][f"{scales[0]}x"], figures["sizes"][f"{scales[-1]}x"]
     ratio = large["rows"] / small["rows"]
     figures["scaling"] = {k: round(large[k] / (ratio * small[k]), 2) for k in small if k.endswith("_s")}

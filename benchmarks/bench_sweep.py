@@ -31,8 +31,9 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256, help="the tiny model's hidden size")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
-    if args.quick:
-        args.steps, args.hidden = 2, 32
+    space = "{lr: [0.001, 0.0005], scheduler: [linear, cosine]}"
+    if args.quick:  # two trials, two steps each
+        args.steps, args.hidden, space = 2, 32, "{lr: [0.001, 0.0005]}"
     timings = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -45,7 +46,7 @@ def main() -> None:
         cli = str(Path(sys.executable).parent / "advfilter")
         for concurrent in (1, 2):
             cmd = [cli, "sweep", "--data", str(data), "--model", str(model), "--out", str(root / f"sweep-{concurrent}"),
-                   "--search", "grid", "--set", "space={lr: [0.001, 0.0005], scheduler: [linear, cosine]}",
+                   "--search", "grid", "--set", f"space={space}",
                    "--max-concurrent", str(concurrent), "--max-steps", str(args.steps),
                    "--set", "asha.enabled=false", "--set", "finetune.batch_size=8", "--set", "finetune.grad_accum=1",
                    "--set", f"finetune.eval_every={max(1, args.steps // 2)}", "--set", "finetune.eval_items=16"]
@@ -53,7 +54,7 @@ def main() -> None:
             subprocess.run(cmd, check=True, capture_output=True)
             timings[concurrent] = time.perf_counter() - start
             print(f"{concurrent} at a time: {timings[concurrent]:.1f} s", file=sys.stderr)
-    print(json.dumps({"trials": 4, "steps": args.steps, "hidden": args.hidden,
+    print(json.dumps({"trials": 2 if args.quick else 4, "steps": args.steps, "hidden": args.hidden,
                       "one_at_a_time_s": round(timings[1], 1), "two_at_a_time_s": round(timings[2], 1),
                       "speedup": round(timings[1] / timings[2], 2),
                       "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}))

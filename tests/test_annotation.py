@@ -161,6 +161,7 @@ def test_pull_computes_agreement_and_decisions_and_export_keeps_only_verified(
     assert exported == {tasks[0].data["context_id"], tasks[1].data["context_id"]}
 
 
+@pytest.mark.slow
 def test_a_server_stopped_mid_push_fails_clearly_and_a_rerun_completes_without_duplicates(
         filtered, tmp_path, monkeypatch):
     from labelstudio import new_server

@@ -131,12 +131,15 @@ def contexts_run(tmp_path_factory) -> Path:
 
 
 def generators_with_settings():
-    """Every registered generator (a mixture of two; hf on the tiny Phi model), small."""
+    """Every registered generator (a mixture of two; hf on the tiny Phi model), small; those
+    the mixture does not cover are slow-marked (make test-all)."""
     from generators import generators
 
     small = {"lstm": {"generate.lstm.embed_dim": 16, "generate.lstm.hidden_dim": 16, "generate.lstm.max_epochs": 2},
              "mixture": {"generate.generator": "random,retrieval"}, "hf": {"generate.sampling.max_new_tokens": 12, "generate.oversample": 4, "generate.retry_rounds": 6}}
-    return [(name, small.get(name, {})) for name in generators.names()]
+    fast = {"random", "lstm", "mixture"}
+    return [pytest.param(name, small.get(name, {}), marks=() if name in fast else pytest.mark.slow)
+            for name in generators.names()]
 
 
 @pytest.mark.parametrize("name,settings", generators_with_settings(), ids=lambda v: v if isinstance(v, str) else "")

@@ -135,6 +135,7 @@ def test_an_unknown_generator_is_refused_before_the_stage_starts(runner, corpus,
     assert runner.invoke(main, [*args, "--generator", "random"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_a_mixture_writes_the_same_bytes_with_one_worker_as_with_two(corpus, tmp_path):
     mixture = {**TINY_LSTM, "generate.generator": "lstm,retrieval"}
     run_generate(tmp_path / "one", corpus, **mixture, **{"generate.workers": 1})

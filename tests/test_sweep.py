@@ -51,23 +51,23 @@ def span(out: Path, trial: str) -> tuple[float, float]:
 
 
 def test_a_four_trial_grid_with_two_at_a_time_records_every_trial_and_the_best(items, tiny_phi, tmp_path, runner):
-    out = tmp_path / "sweep"
+    out = tmp_path / "sweep"  # trials long enough to outlast the next one's start (~1 s)
     result = runner.invoke(main, sweep_args(items, tiny_phi, out, "{lr: [0.01, 0.001], scheduler: [linear, cosine]}",
-                                            "--max-concurrent", "2", "--max-steps", "4",
-                                            "--set", "finetune.eval_every=2", "--set", "asha.enabled=false"))
+                                            "--max-concurrent", "2", "--max-steps", "16",
+                                            "--set", "finetune.eval_every=8", "--set", "asha.enabled=false"))
     assert result.exit_code == 0, result.output
     rows = results(out)
     assert sorted((r["config"]["lr"], r["config"]["scheduler"]) for r in rows) == [
         (0.001, "cosine"), (0.001, "linear"), (0.01, "cosine"), (0.01, "linear")]
     for row in rows:
-        assert row["status"] == "completed" and row["metrics"]["step"] == 4
+        assert row["status"] == "completed" and row["metrics"]["step"] == 16
         assert row["metrics"]["eval_loss"] > 0 and 0 <= row["metrics"]["eval_acc"] <= 1
         assert (out / row["dir"] / "adapter" / "adapter_config.json").exists()
     spans = sorted(span(out, r["trial"]) for r in rows)
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), f"no two trials overlapped: {spans}"
     best = min(rows, key=lambda r: r["metrics"]["eval_loss"])
     saved = load_config(out / "best.yaml", schema=FinetuneConfig)  # ready for finetune-phi2 --config
-    assert (saved.lr, saved.scheduler, saved.max_steps) == (best["config"]["lr"], best["config"]["scheduler"], 4)
+    assert (saved.lr, saved.scheduler, saved.max_steps) == (best["config"]["lr"], best["config"]["scheduler"], 16)
     table = result.stdout.splitlines()
     assert table[-6].split()[:3] == ["trial", "lr", "scheduler"]
     assert table[-5].startswith(f"* {best['trial']}")
@@ -124,6 +124,7 @@ def test_a_killed_sweep_resumes_its_unfinished_trial_and_keeps_the_finished_one(
     assert len(restarts) == 1 and restarts[0] > 1 and (restarts[0] - 1) % 5 * ((restarts[0] - 1) % 4) == 0, restarts
 
 
+@pytest.mark.slow
 def test_optuna_search_samples_ranges_and_logs_each_trial_to_wandb_offline(items, tiny_phi, tmp_path, runner,
                                                                           monkeypatch):
     pytest.importorskip("wandb")
@@ -175,6 +176,7 @@ def test_listed_values_are_read_as_the_finetune_config_reads_them():
     assert check_space(SweepConfig(space={"lr": {"loguniform": ["1e-5", "1e-3"]}}))["lr"] == {"loguniform": [1e-5, 1e-3]}
 
 
+@pytest.mark.slow
 def test_asha_may_stop_a_trial_at_its_own_last_step_without_losing_its_adapter(items, tiny_phi, tmp_path, runner):
     out = tmp_path / "sweep"
     result = runner.invoke(main, sweep_args(items, tiny_phi, out, "{max_steps: [6, 2], lr: [0.02, 0.000001]}",
