@@ -1,7 +1,8 @@
 """Ray on this machine: a real cluster of a head and two worker nodes (``ray start``, one CPU
 each, every node on this machine) runs ``generate`` and ``filter`` with the results of the
-local runtime, and loses a worker node mid-run at the cost of its unfinished shard; a node that cannot see the run directory is named before any work; a
-cluster already up here never stops a command run without ``--ray-address``."""
+local runtime and loses a worker node mid-run at the cost of its unfinished shard; a node
+that cannot see the run directory is named before any work; a cluster already up here never
+stops a command run without ``--ray-address``."""
 from __future__ import annotations
 
 import contextlib

@@ -50,6 +50,7 @@ def span(out: Path, trial: str) -> tuple[float, float]:
     return min(stamps) - 1, max(stamps)  # whole seconds: a trial started up to 1 s before
 
 
+@pytest.mark.slow  # in the full suite its trials ran one at a time (see the session 11 note)
 def test_a_four_trial_grid_with_two_at_a_time_records_every_trial_and_the_best(items, tiny_phi, tmp_path, runner):
     out = tmp_path / "sweep"  # trials long enough to outlast the next one's start (~1 s)
     result = runner.invoke(main, sweep_args(items, tiny_phi, out, "{lr: [0.01, 0.001], scheduler: [linear, cosine]}",
