@@ -227,9 +227,7 @@ class FilterConfig(Strict):
         "answer (annotate push --order ambiguous, export --drop-ambiguous)"))
     probe_every: int = Field(0, ge=0, description="run the tfidf probe every N rounds; 0 = never")
     score_workers: int = Field(0, ge=0, description="Ray actors scoring the pools; 0 = in this process")
-    bank_workers: int = Field(0, ge=0, description=(
-        "Ray tasks building the bank's parts at a time (one per GPU for encoder features where "
-        "Ray sees GPUs); 0 = in this process, or as many as a --ray-address cluster runs"))
+    bank_workers: int = Field(0, ge=0, description="Ray tasks building bank parts; 0 = here (a cluster: all)")
     threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
                         description="auto = CUDA when torch sees a GPU")
