@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Label Studio (for the annotation tests and for users) lives in its own venv.
-$(LS_VENV)/.installed:
+$(LS_VENV)/.installed: scripts/labelstudio.sh
 	LS_VENV=$(LS_VENV) scripts/labelstudio.sh install
 	touch $@
 
@@ -29,7 +29,7 @@ labelstudio: $(LS_VENV)/.installed
 $(LMEVAL_VENV)/.installed:
 	$(PYTHON) -m venv $(LMEVAL_VENV)
 	$(LMEVAL_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LMEVAL_VENV)/bin/python -m pip install --quiet torch==2.13.0 'lm-eval[hf]'
+	$(LMEVAL_VENV)/bin/python -m pip install --quiet torch==2.13.0 'lm-eval[hf]==0.4.13'
 	touch $@
 
 # The demo corpus is built from templates, so its endings repeat across videos: the reuse limit

@@ -16,7 +16,8 @@ case "${1:-}" in
   install)
     python3 -m venv "$LS_VENV"
     "$LS_VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$LS_VENV/bin/python" -m pip install --quiet label-studio
+    # sentry-sdk 3 dropped an option Label Studio 1.23 passes it: the server exits at start.
+    "$LS_VENV/bin/python" -m pip install --quiet 'label-studio==1.23.2' 'sentry-sdk<3'
     ;;
   start)
     port=${2:-8080}

@@ -50,7 +50,8 @@ class LabelStudioServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"Label Studio exited; see {self.data_dir / 'server.log'}")
+                last = (self.data_dir / "server.log").read_text(errors="replace").strip().splitlines()[-1:]
+                raise RuntimeError(f"Label Studio exited ({' '.join(last)}); see {self.data_dir / 'server.log'}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
                     if answer.status == 200:
