@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from advfilter.core.settings import AnnotateConfig
+from advfilter.core.run_settings import AnnotateConfig
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
     ANNOTATION_STATE, ANNOTATIONS_FILE, ANNOTATORS_FILE, DECISIONS_FILE, items, last_round,

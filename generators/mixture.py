@@ -64,7 +64,7 @@ class Mixture(Generator):
         return gen
 
     def sample_writers(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[tuple[str, str]]]:
-        weights = [self.cfg.mixture_shares.get(name, 1.0) for name in self.names]
+        weights = [self.cfg.share_of(name) for name in self.names]
         drawn = [part.sample(contexts, math.ceil(n * w / sum(weights)), derive_seed(seed, "part", k))
                  for k, (part, w) in enumerate(zip(self.parts, weights))]
         return [interleave([[(e, name) for e in d[i]] for name, d in zip(self.names, drawn)])

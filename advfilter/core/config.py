@@ -13,10 +13,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from advfilter.core.errors import ConfigError
-from advfilter.core.settings import (
-    AnnotateConfig, ContaminationConfig, ContextsConfig, ExportConfig, FilterConfig, GenerateConfig,
-    ProbeConfig, SourcesConfig, Strict,
-)
+from advfilter.core.run_settings import AnnotateConfig, ContaminationConfig, ExportConfig
+from advfilter.core.settings import ContextsConfig, FilterConfig, GenerateConfig, ProbeConfig, SourcesConfig, Strict
 
 
 class Config(Strict):
