@@ -154,6 +154,14 @@ def test_endings_opening_with_punctuation_are_dropped():
     assert not any(e[0] in ",-" for pool in pools for e in pool)
 
 
+def test_candidates_are_one_line_whatever_whitespace_the_generator_wrote():
+    gen, cfg = make("random", num_candidates=2, retry_rounds=8)  # an LM's newlines and double spaces
+    indexed(gen, [Context("A man waves.", "He", "looks up.\n\nThen  he   smiles.", "v5"),
+                  Context("A dog runs.", "It", "runs\tback to the ball quickly.", "v6")])
+    [pool], _ = candidate_pools(gen, [replace(FIVE[0], ending="skips. Then he rests.")], cfg, seed=0)
+    assert sorted(pool) == ["looks up. Then he smiles.", "runs back to the ball quickly."]
+
+
 def test_endings_repeating_the_first_sentence_are_dropped():
     echo = Context("A man stands in a gym and skips over the rope very fast.", "He", "bows to the crowd.", "v9")
     gen, cfg = make("random", num_candidates=5, retry_rounds=8)

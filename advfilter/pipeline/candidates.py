@@ -1,7 +1,8 @@
 """From raw samples to a candidate pool per context, with the LM features of each ending.
 
 Samples are cut after as many sentences as the gold has (one for a verb phrase; WikiHow's
-golds are a step and its explanation) and dropped when empty, opening with a
+golds are a step and its explanation), made one line (an LM's newlines become spaces) and
+dropped when empty, opening with a
 punctuation mark (", and dress ..." never starts a verb phrase), unfinished (no final mark
 where the gold has one), equal to the gold, a repeat of words of the context's first sentence
 (what already happened is no continuation, and people reject it at once), a duplicate of an
@@ -66,7 +67,7 @@ def candidate_pools(
         samples = gen.sample_writers([contexts[i] for i in need], draws, derive_seed(seed, attempt))
         for i, endings in zip(need, samples):
             for raw, writer in endings:
-                ending = cut_at_sentence_end(raw, sentences[i]).strip()
+                ending = " ".join(cut_at_sentence_end(raw, sentences[i]).split())  # one line
                 if not finals[i]:  # the gold has no final mark: neither may the candidates
                     ending = ending.rstrip(".!?").rstrip()
                 key = normalize(ending)
