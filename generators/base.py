@@ -130,7 +130,13 @@ def parts(spec: str) -> list[str]:
 
 
 def check_sections(cfg: GenerateConfig) -> None:
-    """Every generator section given in ``cfg`` names a generator and validates, chosen or not."""
+    """Every generator section given in ``cfg`` names a generator and validates, chosen or not;
+    every ``mixture_shares`` key names a generator (by kind or spec: ``hf``, ``hf:NAME``). A
+    share for a generator the spec does not run is kept for when it does (a preset's)."""
+    for key in cfg.mixture_shares:
+        if key.partition(":")[0] not in generators.names():
+            raise ConfigError(f"generate.mixture_shares: {key!r} names no generator "
+                              f"(generators: {', '.join(generators.names())})")
     for name in (cfg.model_extra or {}):
         if name not in generators.names():
             raise ConfigError(f"generate.{name}: neither a generate setting nor a generator's section "

@@ -111,11 +111,6 @@ class GenerateConfig(BaseModel):
     def _shares(self) -> "GenerateConfig":
         if any(w <= 0 for w in self.mixture_shares.values()):
             raise ValueError(f"mixture_shares must be positive numbers; got {self.mixture_shares}")
-        parts = [p.strip() for p in self.generator.split(",")]
-        for key in self.mixture_shares:
-            if key not in parts and key not in {p.partition(":")[0] for p in parts}:
-                raise ValueError(f"mixture_shares: {key!r} is no part of generator {self.generator!r} "
-                                 f"(parts: {', '.join(parts)})")
         for name, section in (self.model_extra or {}).items():
             if not isinstance(section, dict):
                 raise ValueError(f"{name}: a generator's section must be a mapping, got {section!r}")
