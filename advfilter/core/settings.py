@@ -1,6 +1,7 @@
 """The settings sections of a run's config, one per stage or component kind.
 
-(Those of the commands that read a finished run are in ``run_settings``.) Each is a pydantic model with ``extra="forbid"``: an unknown key is an error naming it. The
+Each is a pydantic model with ``extra="forbid"``: an unknown key is an error naming it. The
+settings of the commands that read a finished run are in ``run_settings``; the
 generators' and discriminators' own sections are declared by those components (their
 ``Config``), the LM commands' by ``advfilter.lm.config``.
 """
