@@ -39,13 +39,18 @@ class Bank:
     @classmethod
     def of_run(cls, run: RunStore, device: str = "cpu", map: Map = in_process) -> "Bank":
         """The bank of a generated run, cached in ``RUN_DIR/af/bank/``."""
-        corpus = Corpus.of(read_rows(run, LM_COLUMNS), read_contexts(run), device)
+        corpus = Corpus.of(read_rows(run, [*LM_COLUMNS, "origin"]), read_contexts(run), device)
         return cls(corpus, run.path(BANK_DIR), map)
 
     @cached_property
     def text_ids(self) -> np.ndarray:
-        """Per row, an id of its ending's normalised text: rows with the same id say the same."""
-        return np.unique([normalize(e) for e in self.corpus.rows.endings], return_inverse=True)[1]
+        """Per row, an id of the real ending it says: its normalised text, or for an ending made
+        from another (a rewritten retrieval: ``origin``), that one's. Rows with the same id
+        say the same; a rewrite of a gold is that gold again, in other nouns."""
+        table = self.corpus.rows.table
+        origins = table["origin"].fillna("").tolist() if "origin" in table else [""] * len(table)
+        said = [normalize(o or e) for o, e in zip(origins, self.corpus.rows.endings)]
+        return np.unique(said, return_inverse=True)[1]
 
     @property
     def pool_sizes(self) -> np.ndarray:

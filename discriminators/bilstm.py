@@ -18,22 +18,23 @@ from discriminators.inputs import MAX_WORDS, Arrays, Corpus, Input
 def pos_tags(corpus: Corpus, spacy_model: str, spacy_fallbacks: tuple[str, ...]) -> Arrays:
     """spaCy's fine-grained tags of ``ctx_b + ending`` for every row (``pos``, 0 pads): the
     tagger's labels in its own order, one more id for any other tag, so every part of a run
-    numbers them alike."""
+    numbers them alike. Each distinct text is tagged once (retrieved endings recur, and
+    subjects are few)."""
     from advfilter.core.nlp import load_pipeline
 
     nlp = load_pipeline(spacy_model, spacy_fallbacks)
     labels = nlp.get_pipe("tagger").labels if nlp.has_pipe("tagger") else ()
     tags = {tag: i + 1 for i, tag in enumerate(labels)}
     other = len(tags) + 1
-    owner = corpus.owner
-    texts = corpus.rows.endings
-    pos = np.zeros((len(texts), MAX_WORDS), dtype=np.int16)
+    texts = [f"{corpus.ctx_b[o]} {t}" for o, t in zip(corpus.owner, corpus.rows.endings)]
+    distinct, where = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+    pos = np.zeros((len(distinct), MAX_WORDS), dtype=np.int16)
     with nlp.select_pipes(disable=[p for p in ("parser", "ner", "lemmatizer") if nlp.has_pipe(p)]):
-        docs = nlp.pipe((f"{corpus.ctx_b[o]} {t}" for o, t in zip(owner, texts)), batch_size=512)
-        for i, doc in enumerate(progress(docs, total=len(texts), desc="POS tagging")):
+        docs = nlp.pipe((str(t) for t in distinct), batch_size=512)
+        for i, doc in enumerate(progress(docs, total=len(distinct), desc="POS tagging")):
             ids = [tags.get(tok.tag_, other) for tok in doc][:MAX_WORDS]
             pos[i, :len(ids)] = ids
-    return Arrays({"pos": pos}, meta={"pos_size": other + 1})
+    return Arrays({"pos": pos[where.ravel()]}, meta={"pos_size": other + 1})
 
 
 class BiLSTMConfig(DiscriminatorConfig):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -34,6 +34,16 @@ class Context:
     video: str = ""
     ctx_a_ending: str = ""
     split: str = ""
+
+
+class Sample(NamedTuple):
+    """A sampled ``ending``, its ``writer`` (the candidates' ``generator`` column: a spec, or a
+    mixture's part) and its ``origin``: the real ending it was made from (a retrieved or
+    rewritten ending: another context's gold or a first sentence), "" for one written anew."""
+
+    ending: str
+    writer: str
+    origin: str = ""
 
 
 class NoSettings(Strict):
@@ -77,11 +87,11 @@ class Generator(ABC):
         another video, so no split meets another split's golds as negatives. Language models
         ignore it."""
 
-    def sample_writers(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[tuple[str, str]]]:
-        """``sample``'s endings, each with who wrote it (the candidates' ``generator`` column):
-        this generator's spec (a mixture names its part). The writer travels with the ending,
-        so the column is the same however the work is spread."""
-        return [[(e, self.cfg.generator) for e in endings] for endings in self.sample(contexts, n, seed)]
+    def sample_writers(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[Sample]]:
+        """``sample``'s endings as ``Sample``s: each with who wrote it, this generator's spec (a
+        mixture names its part), and what it was made from. Both travel with the ending, so
+        the columns are the same however the work is spread."""
+        return [[Sample(e, self.cfg.generator) for e in endings] for endings in self.sample(contexts, n, seed)]
 
     @abstractmethod
     def score(

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from advfilter.core.seeds import derive_seed
-from generators.base import Context, Generator, generators, resolve
+from generators.base import Context, Generator, Sample, generators, resolve
 
 
 def interleave(parts: Sequence[Sequence[Any]]) -> list[Any]:
@@ -63,15 +63,15 @@ class Mixture(Generator):
             gen.parts.append(part_cls.load(directory / f"part-{k}", cfg, model))
         return gen
 
-    def sample_writers(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[tuple[str, str]]]:
+    def sample_writers(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[Sample]]:
         weights = [self.cfg.share_of(name) for name in self.names]
-        drawn = [part.sample(contexts, math.ceil(n * w / sum(weights)), derive_seed(seed, "part", k))
+        drawn = [part.sample_writers(contexts, math.ceil(n * w / sum(weights)), derive_seed(seed, "part", k))
                  for k, (part, w) in enumerate(zip(self.parts, weights))]
-        return [interleave([[(e, name) for e in d[i]] for name, d in zip(self.names, drawn)])
+        return [interleave([[s._replace(writer=name) for s in d[i]] for name, d in zip(self.names, drawn)])
                 for i in range(len(contexts))]
 
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
-        return [[e for e, _ in pool] for pool in self.sample_writers(contexts, n, seed)]
+        return [[s.ending for s in pool] for pool in self.sample_writers(contexts, n, seed)]
 
     def score(self, contexts: Sequence[Context | None], endings: Sequence[Sequence[str]]) -> list[np.ndarray]:
         return self.parts[0].score(contexts, endings)

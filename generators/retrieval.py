@@ -30,7 +30,7 @@ from pydantic import Field
 from advfilter.core.models import encode_sentences
 from advfilter.core.settings import Strict
 from advfilter.core.text import normalize
-from generators.base import Context, generators
+from generators.base import Context, Sample, generators
 from generators.random_endings import RandomEndings
 
 
@@ -131,5 +131,13 @@ class RetrievalEndings(RandomEndings):
             out.append(rng.choice(near, size=min(n, k_row), replace=False, p=weights / weights.sum()))
         return out
 
+    def sample_sources(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[tuple[str, str]]]:
+        """Per context, ``n`` (ending, the real ending it was made from): here the same text."""
+        return [[(self.entries[j].ending,) * 2 for j in picks] for picks in self.draw(contexts, n, seed)]
+
     def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
-        return [[self.entries[j].ending for j in picks] for picks in self.draw(contexts, n, seed)]
+        return [[e for e, _ in pool] for pool in self.sample_sources(contexts, n, seed)]
+
+    def sample_writers(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[Sample]]:
+        return [[Sample(e, self.cfg.generator, origin) for e, origin in pool]
+                for pool in self.sample_sources(contexts, n, seed)]

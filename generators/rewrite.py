@@ -80,12 +80,13 @@ class RewriteEndings(RetrievalEndings):
             self._nlp = load_pipeline(s.spacy_model, s.spacy_fallbacks)
         return self._nlp
 
-    def sample(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[str]]:
+    def sample_sources(self, contexts: Sequence[Context], n: int, seed: int) -> list[list[tuple[str, str]]]:
+        """Per context, ``n`` (rewritten ending, the real ending it was made from)."""
         nlp = self._tagger()
         texts = [context_text(c) for c in contexts]
         targets = [nouns(doc) for doc in nlp.pipe(texts)]
         drawn = [(i, self.entries[j]) for i, picks in enumerate(self.draw(contexts, n, seed)) for j in picks]
-        out: list[list[str]] = [[] for _ in contexts]
+        out: list[list[tuple[str, str]]] = [[] for _ in contexts]
         for (i, entry), doc in zip(drawn, nlp.pipe([e.ending for _, e in drawn])):
-            out[i].append(rewrite(doc, entry.text, texts[i], targets[i]))
+            out[i].append((rewrite(doc, entry.text, texts[i], targets[i]), entry.ending))
         return out

@@ -280,6 +280,31 @@ def test_an_ending_may_be_a_negative_max_reuse_times_per_item_it_is_the_gold_of(
     assert (reuse.limit[twice] == 4).all()
 
 
+def test_a_rewritten_gold_counts_as_that_gold_against_the_reuse_limit():
+    """rewrite turns another item's gold into new words ("Rinse the cup." → "Rinse the bowl."):
+    counted as a text of its own, every gold could come back as a negative of any number of
+    items (70 % of a WikiHow run's final negatives were such copies)."""
+    import pandas as pd
+
+    from advfilter.core.layout import Rows
+    from advfilter.pipeline.algorithm1 import Reuse
+    from discriminators import Bank
+    from discriminators.inputs import Corpus
+
+    endings = ["Rinse the cup.", "Dry it.", "Fold it.", "Stack it.", "Rinse the bowl.", "Rinse the plate."]
+    origins = ["", "", "", "", "Rinse the cup.", "Rinse the cup."]  # golds first: a's, then b's
+    rows = Rows(np.array(["a", "b"]), np.array([0, 3, 6], dtype=np.int64),
+                pd.DataFrame({"ending": endings, "origin": origins}))
+    bank = Bank(Corpus(rows, np.array(["x", "y"]), np.array(["He", "She"])))
+    ids = bank.text_ids
+    assert ids[4] == ids[5] == ids[0] and len(set(ids[[0, 1, 2, 3]])) == 4
+    reuse = Reuse.of(bank, np.array([[0, 1], [0, 1]]), np.arange(2), max_reuse=2)
+    assert reuse.count[ids[0]] == 2 == reuse.limit[ids[0]]  # b's two rewrites used the cup up
+    old = Bank(Corpus(Rows(rows.context_ids, rows.offsets, rows.table[["ending"]]), bank.corpus.ctx_a,
+                      bank.corpus.ctx_b))
+    assert len(set(old.text_ids)) == 6  # a run without origins: each text its own
+
+
 def test_a_fold_holdout_takes_whole_folds_each_round_and_every_fold_takes_its_turn(
         generated_run, copy_run):
     from advfilter.pipeline.algorithm1 import holdout_round

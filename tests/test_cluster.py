@@ -1,6 +1,6 @@
 """Ray on this machine: a real cluster of a head and two worker nodes (``ray start``, one CPU
-each, every node on this machine) runs ``generate`` and ``filter`` with the results of the
-local runtime and loses a worker node mid-run at the cost of its unfinished shard; a node
+each, every node on this machine) runs ``generate``, ``filter`` and ``sweep`` with the results
+of the local runtime and loses a worker node mid-run at the cost of its unfinished shard; a node
 that cannot see the run directory is named before any work; a cluster already up here never
 stops a command run without ``--ray-address``."""
 from __future__ import annotations
@@ -121,6 +121,34 @@ def test_generate_and_filter_on_a_three_node_cluster_give_the_local_runtimes_res
         assert read_round(local, r)["negatives"].map(list).tolist() == \
             read_round(remote, r)["negatives"].map(list).tolist()
     assert not list(remote.root.rglob(".node-check-*"))
+
+
+def test_a_sweep_on_the_cluster_fits_its_trials_on_one_cpu_nodes_with_the_local_results(
+        three_nodes, tiny_phi, tmp_path):
+    """One trial at a time asks for a node's CPUs, not the cluster's 3 (no node has them: it
+    waited for ever); each trial's results equal a local sweep's (one thread per trial there
+    too: two at a time on this machine's 2 CPUs)."""
+    item = {"activity_label": "Cooking", "ctx_b": "the cook", "label": 0,
+            "endings": ["stirs the soup.", "flies over the moon.", "sings to a rock.", "paints the sky."]}
+    rows = [{**item, "ctx_a": f"A cook number {i} stands at a stove.", "split": "train"} for i in range(8)]
+    rows += [{**item, "ctx_a": f"A baker number {i} stands at an oven.", "split": "validation"} for i in range(4)]
+    data = tmp_path / "items.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+    def sweep(out: Path, *extra: str) -> list[dict]:
+        done = subprocess.run([str(Path(sys.executable).parent / "advfilter"), "sweep", "--data", str(data),
+                               "--model", str(tiny_phi), "--out", str(out), "--search", "grid",
+                               "--set", "space={lr: [0.01, 0.005]}", "--max-steps", "2", "--set", "asha.enabled=false",
+                               "--set", "finetune.batch_size=4", "--set", "finetune.grad_accum=1",
+                               "--set", "finetune.eval_items=4", *extra],
+                              capture_output=True, text=True, timeout=240, env=NO_TOKEN)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        return sorted(((r["config"]["lr"], r["metrics"]["eval_loss"]) for r in rows))
+
+    local = sweep(tmp_path / "local", "--max-concurrent", "2")
+    assert len(local) == 2
+    assert sweep(tmp_path / "cluster", "--ray-address", three_nodes) == local
 
 
 @pytest.mark.slow

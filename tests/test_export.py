@@ -131,13 +131,13 @@ def contexts_run(tmp_path_factory) -> Path:
 
 
 def generators_with_settings():
-    """Every registered generator (a mixture of two; hf on the tiny Phi model), small; those
-    the mixture does not cover are slow-marked (make test-all)."""
+    """Every registered generator (hf on the tiny Phi model), small; only the default mixture
+    (an LSTM and retrieval) runs on the fast path, the rest are slow-marked (make test-all)."""
     from generators import generators
 
-    small = {"lstm": {"generate.lstm.embed_dim": 16, "generate.lstm.hidden_dim": 16, "generate.lstm.max_epochs": 2},
-             "mixture": {"generate.generator": "random,retrieval"}, "hf": {"generate.sampling.max_new_tokens": 12, "generate.oversample": 4, "generate.retry_rounds": 6}}
-    fast = {"random", "lstm", "mixture"}
+    tiny_lstm = {"generate.lstm.embed_dim": 16, "generate.lstm.hidden_dim": 16, "generate.lstm.max_epochs": 2}
+    small = {"lstm": tiny_lstm, "mixture": {**tiny_lstm, "generate.generator": "lstm,retrieval"}, "hf": {"generate.sampling.max_new_tokens": 12, "generate.oversample": 4, "generate.retry_rounds": 6}}
+    fast = {"mixture"}
     return [pytest.param(name, small.get(name, {}), marks=() if name in fast else pytest.mark.slow)
             for name in generators.names()]
 

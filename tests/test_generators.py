@@ -347,6 +347,9 @@ def test_a_mixture_interleaves_its_parts_and_knows_who_wrote_each_ending(tmp_pat
     negatives = table[~table["is_gold"]]
     assert set(negatives["generator"]) == {"random", "retrieval"}
     assert (table[table["is_gold"]]["generator"] == "gold").all()
+    retrieved = table["generator"] == "retrieval"  # made from a real ending: itself
+    assert [normalize(o) for o in table[retrieved]["origin"]] == [normalize(e) for e in table[retrieved]["ending"]]
+    assert (table[~retrieved]["origin"] == "").all()  # the gold, and random's
     gen.save(tmp_path)
     again = type(gen).load(tmp_path, gen.cfg, "random,retrieval")
     assert again.sample(NEAR, 4, seed=1) == gen.sample(NEAR, 4, seed=1)
@@ -358,8 +361,8 @@ def test_a_mixture_fills_the_pool_in_its_shares():
     gen.fit(FIVE, [], seed=0)
     gen.index_fold(BIG_FOLD)
     pools, _ = candidate_pools(gen, NEAR, cfg, seed=0)
-    origins = [w for pool in pools for w in pool.writers]
-    assert origins.count("retrieval") > 2 * origins.count("random") > 0
+    writers = [w for pool in pools for w in pool.writers]
+    assert writers.count("retrieval") > 2 * writers.count("random") > 0
 
 
 def test_a_share_names_a_part_by_its_spec_or_its_kind_and_one_naming_no_generator_is_refused():
@@ -419,6 +422,9 @@ def test_rewrite_draws_what_retrieval_draws_and_rewrites_it(tmp_path):
     assert [len(r) for r in rewritten] == [len(d) for d in drawn] == [2, 2, 2]
     assert rewritten != drawn  # the other contexts' nouns are gone
     assert rew.sample(NEAR, 2, seed=0) == rewritten  # seeded
+    # each rewrite names the real ending it was made from: retrieval's draw
+    assert [[s.origin for s in pool] for pool in rew.sample_writers(NEAR, 2, seed=0)] == drawn
+    assert [[s.origin for s in pool] for pool in ret.sample_writers(NEAR, 2, seed=0)] == drawn
 
 
 def test_candidates_keep_as_many_sentences_as_the_gold_has():

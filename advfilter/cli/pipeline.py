@@ -95,8 +95,11 @@ def generate(ctx: click.Context, source: str, inputs: tuple[Path, ...], labels: 
     """
     from advfilter.pipeline.contexts import build_contexts
     from advfilter.pipeline.generate import generate_candidates
+    from generators.base import generator_settings
 
     cfg = load_config(config_file, overrides_of(ctx, overrides), preset=preset)
+    if stage != "contexts":
+        generator_settings(cfg.generate)  # a bad generator spec fails before any work
     files, name = corpus_files(source, list(inputs), cfg)
     if out is None:
         out = default_run_dir(source, name)

@@ -104,12 +104,13 @@ class Rows:
 
 
 def read_rows(run: RunStore, columns: Sequence[str] = ()) -> Rows:
-    """All candidate shards of a run as ``Rows`` (``ending`` plus those of ``columns`` the
-    shards have: runs made before a column existed lack it)."""
+    """All candidate shards of a run as ``Rows`` (``ending`` plus those of ``columns`` every
+    shard has: runs made before a column existed lack it, and so does a run resumed across
+    that change)."""
     paths = shard_paths(run)
     if not paths:
         raise RunError(f"{run.root}: no {CANDIDATES_DIR}/part-*.parquet; run advfilter generate first")
-    present = set(pq.read_schema(paths[0]).names)
+    present = set.intersection(*(set(pq.read_schema(p).names) for p in paths))
     wanted = ["context_id", "ending", "is_gold", *[c for c in columns if c != "ending" and c in present]]
     shards = pd.concat([pq.read_table(p, columns=wanted).to_pandas() for p in paths], ignore_index=True)
     # contexts in order of first appearance; within a context the gold first, pool order kept

@@ -213,17 +213,29 @@ def _check_inputs(cfg: SweepConfig, data: SweepData, out: Path, use_wandb: bool)
     return len(train)
 
 
-def _tuner(cfg: SweepConfig, data: SweepData, out: Path, n: int, n_train: int, use_wandb: bool) -> tuple[Any, bool]:
-    """Tune's tuner for the sweep in ``out`` (restored when Tune has state there), and whether
-    it was restored; trials get an equal share of the cluster (a GPU each where there are)."""
+def trial_resources(max_concurrent: int) -> tuple[int, dict[str, int]]:
+    """The trials run at a time (``max_concurrent``; 0 = one per GPU, or one) and what each
+    asks of the Ray cluster: an equal share of its CPUs, but never more than one node has (a
+    trial runs on one node: asking more left it pending for ever), and a GPU each where
+    there are GPUs."""
     import ray
-    from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
+
+    from advfilter.core.cluster import largest_node_cpus
 
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
-    concurrent = cfg.max_concurrent or gpus or 1
-    per_trial = {"cpu": max(1, int(resources.get("CPU", 1)) // concurrent), "gpu": 1 if gpus else 0}
+    concurrent = max_concurrent or gpus or 1
+    cpus = int(resources.get("CPU", 1)) // concurrent
+    return concurrent, {"cpu": max(1, min(cpus, largest_node_cpus())), "gpu": 1 if gpus else 0}
+
+
+def _tuner(cfg: SweepConfig, data: SweepData, out: Path, n: int, n_train: int, use_wandb: bool) -> tuple[Any, bool]:
+    """Tune's tuner for the sweep in ``out`` (restored when Tune has state there), and whether
+    it was restored; trials get an equal share of the cluster (a GPU each where there are)."""
+    from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
+
+    concurrent, per_trial = trial_resources(cfg.max_concurrent)
     trainable = tune.with_resources(
         tune.with_parameters(_trial, finetune=cfg.finetune.model_dump(), data=data, root=str(out),
                              threads=per_trial["cpu"], use_wandb=use_wandb, n_train=n_train), per_trial)

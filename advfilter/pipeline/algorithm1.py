@@ -111,9 +111,11 @@ class Reuse:
     """How often each ending text is a negative, and how often it may be: ``filter.max_reuse``
     times the number of items it is the gold of (at least once). A retrieved ending is another
     item's gold: a negative more often than an answer, it teaches a model that its words mark
-    a wrong answer, and ending-only models fall below chance. ``count`` follows the swaps."""
+    a wrong answer, and ending-only models fall below chance. A rewritten ending counts as
+    the real one it was made from (``Bank.text_ids``), or a gold's rewrites would be negatives
+    of any number of items. ``count`` follows the swaps."""
 
-    text: np.ndarray  # per bank row: the id of its (normalised) ending text
+    text: np.ndarray  # per bank row: the id of the real ending it says (Bank.text_ids)
     count: np.ndarray  # per text id: items it is a negative of
     limit: np.ndarray  # per text id: items it may be a negative of
 

@@ -22,12 +22,12 @@ import pandas as pd
 
 from advfilter.core.config import Config
 from advfilter.core.seeds import derive_seed
-from generators.base import Context, Generator
+from generators.base import Context, Generator, Sample
 from advfilter.core.text import count_words, cut_at_sentence_end, normalize, sentence_count
 
 _FINAL = (".", "!", "?")
 CANDIDATE_COLUMNS = ["context_id", "ending", "is_gold", "lm_logprob", "lm_uncond_logprob",
-                     "ending_tokens", "context_tokens", "generator"]
+                     "ending_tokens", "context_tokens", "generator", "origin"]
 
 
 def foreign_golds(golds: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
@@ -37,11 +37,14 @@ def foreign_golds(golds: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
 
 
 class Pool(list):
-    """A context's candidate endings (a list of str) and ``writers``: who wrote each."""
+    """A context's candidate endings (a list of str), ``writers``: who wrote each, and
+    ``origins``: the real ending each was made from ("" where none)."""
 
-    def __init__(self, endings: Sequence[str] = (), writers: Sequence[str] = ()) -> None:
+    def __init__(self, endings: Sequence[str] = (), writers: Sequence[str] = (),
+                 origins: Sequence[str] = ()) -> None:
         super().__init__(endings)
         self.writers = list(writers)
+        self.origins = list(origins) or [""] * len(self)
 
 
 def candidate_pools(
@@ -53,7 +56,7 @@ def candidate_pools(
     foreign = foreign or {}
     g = cfg.generate
     lo, hi = cfg.contexts.min_ending_tokens, cfg.contexts.max_ending_tokens
-    pools: list[dict[str, tuple[str, str]]] = [{} for _ in contexts]  # key → (ending, writer)
+    pools: list[dict[str, Sample]] = [{} for _ in contexts]  # key → the sample, its ending as kept
     golds = [normalize(c.ending) for c in contexts]
     firsts = [f" {normalize(c.ctx_a)} " for c in contexts]
     finals = [c.ending.endswith(_FINAL) for c in contexts]
@@ -66,8 +69,8 @@ def candidate_pools(
         draws = math.ceil((g.num_candidates - min(len(pools[i]) for i in need)) * g.oversample)
         samples = gen.sample_writers([contexts[i] for i in need], draws, derive_seed(seed, attempt))
         for i, endings in zip(need, samples):
-            for raw, writer in endings:
-                ending = " ".join(cut_at_sentence_end(raw, sentences[i]).split())  # one line
+            for sample in endings:
+                ending = " ".join(cut_at_sentence_end(sample.ending, sentences[i]).split())  # one line
                 if not finals[i]:  # the gold has no final mark: neither may the candidates
                     ending = ending.rstrip(".!?").rstrip()
                 key = normalize(ending)
@@ -84,8 +87,9 @@ def candidate_pools(
                 if reason:
                     dropped[reason] += 1
                 else:
-                    pools[i][key] = (ending, writer)
-    return [Pool([e for e, _ in p.values()], [w for _, w in p.values()]) for p in pools], dropped
+                    pools[i][key] = sample._replace(ending=ending)
+    return [Pool([s.ending for s in p.values()], [s.writer for s in p.values()], [s.origin for s in p.values()])
+            for p in pools], dropped
 
 
 def candidate_table(
@@ -94,7 +98,8 @@ def candidate_table(
     """One row per ending (the gold first, ``is_gold``) with the generator's LM features.
 
     ``lm_logprob``: log P(ending | ctx_a, ctx_b); ``lm_uncond_logprob``: log P(ending) as a
-    sentence on its own; ``ending_tokens`` in generator tokens, ``context_tokens`` in words.
+    sentence on its own; ``ending_tokens`` in generator tokens, ``context_tokens`` in words;
+    ``generator``: who wrote it; ``origin``: the real ending it was made from, or "".
     """
     endings = [[c.ending, *pool] for c, pool in zip(contexts, pools)]
     cond = gen.score(contexts, endings)
@@ -102,8 +107,8 @@ def candidate_table(
     rows = []
     for cid, c, pool, group, c_scores, u_scores in zip(ids, contexts, pools, endings, cond, uncond):
         context_words = count_words(f"{c.ctx_a} {c.ctx_b}")
-        writers = ["gold", *pool.writers]
+        writers, origins = ["gold", *pool.writers], ["", *pool.origins]
         for j, ending in enumerate(group):
             rows.append((cid, ending, j == 0, float(c_scores[j, 0]), float(u_scores[j, 0]),
-                         int(c_scores[j, 1]), context_words, writers[j]))
+                         int(c_scores[j, 1]), context_words, writers[j], origins[j]))
     return pd.DataFrame(rows, columns=CANDIDATE_COLUMNS)
