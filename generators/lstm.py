@@ -77,6 +77,15 @@ class LSTMConfig(Strict):
         "per token (the LSTM's own log-probability) are returned; 1.0 = off"))
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches of sequence indices: sequences of about one length together (little
+    padding to compute), ties broken at random, the batches in random order."""
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(np.asarray(lengths)[order], kind="stable")]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 @generators.register("lstm")
 class LSTMGenerator(Generator):
     """The ``lstm`` generator; ``generate.lstm`` sizes it, ``generate.sampling`` controls sampling."""
@@ -146,9 +155,8 @@ class LSTMGenerator(Generator):
         bar = progress(total=c.max_epochs, desc="lstm epochs", unit="epoch", every=0)
         for epoch in range(c.max_epochs):
             self.model.train()
-            order = rng.permutation(len(train_seqs))
-            for i in range(0, len(order), c.batch_size):
-                loss, n = self._loss([train_seqs[j] for j in order[i:i + c.batch_size]])
+            for batch in length_batches([len(q) for q in train_seqs], c.batch_size, rng):
+                loss, n = self._loss([train_seqs[j] for j in batch])
                 opt.zero_grad()
                 (loss / n).backward()
                 nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
@@ -245,15 +253,17 @@ class LSTMGenerator(Generator):
         (h, c), first = self.model.encode([self._prefix(x) for x in contexts])
         rows = [(i, self._ids(e) + [END]) for i, group in enumerate(endings) for e in group]
         scores = np.zeros((len(rows), 2), dtype=np.float64)
+        by_length = np.argsort([len(t) for _, t in rows], kind="stable")  # little padding per chunk
         for start in range(0, len(rows), _SCORE_ROWS):
-            chunk = rows[start:start + _SCORE_ROWS]
+            at = by_length[start:start + _SCORE_ROWS]
+            chunk = [rows[k] for k in at]
             owner = torch.tensor([i for i, _ in chunk])
             ids = pad_sequence([torch.tensor(t) for _, t in chunk], batch_first=True, padding_value=PAD)
             out, _ = self.model.lstm(self.model.embed(ids[:, :-1]), (h[:, owner], c[:, owner]))
             logits = torch.cat([first[owner][:, None], self.model.head(out)], dim=1)
             logp = torch.log_softmax(logits, dim=-1).gather(2, ids[:, :, None]).squeeze(2)
             logp = logp.masked_fill(ids == PAD, 0.0)
-            scores[start:start + len(chunk), 0] = logp.sum(1).numpy()
-            scores[start:start + len(chunk), 1] = [len(t) - 1 for _, t in chunk]
+            scores[at, 0] = logp.sum(1).numpy()
+            scores[at, 1] = [len(t) - 1 for _, t in chunk]
         bounds = np.cumsum([0, *map(len, endings)])
         return [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

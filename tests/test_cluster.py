@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,8 +66,23 @@ def cluster(workers: int, blind_to: Path | None = None) -> Iterator[str]:
                            env=NO_TOKEN)
         yield address
     finally:
-        ray_cli("stop", "--force")
+        stop_cluster(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def stop_cluster(temp: str) -> None:
+    """SIGKILL every process of the cluster whose temp dir is ``temp``, and no other: its
+    nodes' services name that dir in their command lines, their agents and workers are their
+    children. (``ray stop`` stops every Ray process on the machine: a user's runs too.)"""
+    def pids(*args: str) -> list[int]:
+        return [int(p) for p in subprocess.run(["pgrep", *args], capture_output=True, text=True).stdout.split()]
+
+    own = pids("-f", f"{temp}/")
+    for pid in own:  # the list grows by each one's children as it goes
+        own += [child for child in pids("-P", str(pid)) if child not in own]
+    for pid in own:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def manager_port(address: str, worker: int) -> int:
@@ -149,6 +165,13 @@ def test_a_sweep_on_the_cluster_fits_its_trials_on_one_cpu_nodes_with_the_local_
     local = sweep(tmp_path / "local", "--max-concurrent", "2")
     assert len(local) == 2
     assert sweep(tmp_path / "cluster", "--ray-address", three_nodes) == local
+
+
+def test_stopping_a_test_cluster_leaves_every_other_ray_runtime_on_the_machine_alone(three_nodes):
+    """(``ray stop --force`` in the teardown killed a user's runs, and any other cluster.)"""
+    with cluster(workers=0):
+        pass
+    ray_cli("status", f"--address={three_nodes}")  # fails once that cluster is gone
 
 
 @pytest.mark.slow

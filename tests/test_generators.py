@@ -11,6 +11,7 @@ from advfilter.core.config import Config
 from advfilter.core.settings import GenerateConfig
 from generators import Context, resolve
 from advfilter.pipeline.candidates import candidate_pools, candidate_table
+from generators.lstm import length_batches
 from generators.sampling import filter_logits
 from advfilter.core.text import count_words, cut_at_sentence_end, detokenize, normalize, word_tokenize
 
@@ -98,6 +99,17 @@ def test_lstm_scores_do_not_depend_on_batching(overfit_lstm):
     alone = [gen.score([c], [e])[0] for c, e in zip([*FIVE, None], [*endings, ["sits."]])]
     for a, b in zip(together, alone):
         np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_lstm_training_batches_hold_sequences_of_about_one_length_each_once_an_epoch():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 90, size=1000)
+    epochs = [length_batches(lengths, 32, rng) for _ in range(2)]
+    for batches in epochs:
+        assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+        padded = sum(len(b) * lengths[b].max() for b in batches)
+        assert padded < 1.05 * lengths.sum()  # shuffled batches pad about half of it
+    assert not all(np.array_equal(a, b) for a, b in zip(*epochs))  # a new order each epoch
 
 
 def same_lstm(gen, **sections):

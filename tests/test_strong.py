@@ -148,7 +148,7 @@ def test_an_unknown_preset_is_one_line_and_exit_2(runner, tmp_path):
     result = runner.invoke(main, ["generate", "--source", "activitynet", "--input", str(tmp_path / "x.json"),
                                   "--preset", "fastest"])
     assert result.exit_code == 2
-    assert "--preset fastest: no such preset; choose one of: cpu, quick" in result.output
+    assert "--preset fastest: no such preset; choose one of: quick" in result.output
 
 
 def test_the_quick_preset_sits_under_config_files_and_set():
@@ -156,12 +156,6 @@ def test_the_quick_preset_sits_under_config_files_and_set():
     assert quick.filter.rounds == 6 and quick.filter.strong.discriminator is None
     assert quick.generate.num_candidates == 12
     assert load_config(None, {"filter.rounds": 9}, preset="quick").filter.rounds == 9
-
-
-def test_the_cpu_preset_keeps_every_round_and_the_strong_model_with_less_to_score():
-    cpu, default = load_config(None, preset="cpu"), load_config(None)
-    assert cpu.filter.rounds == default.filter.rounds == 20 and cpu.filter.strong.discriminator == "bert"
-    assert cpu.generate.num_candidates == 32 and cpu.filter.strong.shortlist == 8
 
 
 def test_the_strong_model_cannot_also_be_an_ensemble_member_nor_have_one_group():

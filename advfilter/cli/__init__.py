@@ -93,8 +93,7 @@ CONFIG = click.option("--config", "config_file", type=click.Path(dir_okay=False,
                        help="YAML config merged over the run's own.")
 PRESET = click.option("--preset", metavar="NAME", help=(
     "Settings for a purpose, applied before --config and --set (which win): quick = a "
-    "first look in minutes, cpu = the defaults cut to 30 minutes on 2 CPU cores "
-    "(advfilter/presets/)."))
+    "first look in minutes (advfilter/presets/)."))
 SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Dotted config override, e.g. --set filter.driver=best (repeatable).")
 

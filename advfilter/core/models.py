@@ -6,6 +6,7 @@ one-line ConfigError naming it. torch and transformers are imported inside the f
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from pathlib import Path
@@ -205,6 +206,14 @@ def load_encoder(name: str) -> Any:
     return from_pretrained(AutoModel, resolve_encoder(name))
 
 
+@functools.lru_cache(maxsize=2)
+def _frozen_encoder(model: str, device: str) -> tuple[Any, Any]:
+    """The tokenizer and the encoder (eval mode, on ``device``) that ``encode_sentences``
+    runs, loaded once per process: retrieval embeds each shard's contexts with it, and it is
+    never trained (a fine-tuned encoder comes from ``load_encoder``, fresh each time)."""
+    return load_tokenizer(model), load_encoder(model).to(device).eval()
+
+
 def encode_sentences(texts: list[str], model: str, max_length: int = 64, device: str = "cpu",
                      desc: str = "embedding", batch_size: int | None = None) -> np.ndarray:
     """Mean-pooled, L2-normalised encoder embeddings of ``texts`` (N, hidden), float16.
@@ -219,7 +228,7 @@ def encode_sentences(texts: list[str], model: str, max_length: int = 64, device:
 
     dev = resolve_device(device)
     batch_size = batch_size or (64 if dev.type == "cpu" else 256)
-    tok, enc = load_tokenizer(model), load_encoder(model).to(dev).eval()
+    tok, enc = _frozen_encoder(model, str(dev))
     distinct, where = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
     order = np.argsort([-len(t) for t in distinct], kind="stable")
     out = np.zeros((len(distinct), enc.config.hidden_size), dtype=np.float16)

@@ -153,10 +153,10 @@ class StrongConfig(Strict):
     over from round to round: one model per group of folds, which never trains on them."""
 
     discriminator: str | None = Field("bert", description="a discriminator name; None = off")
-    from_round: int = Field(11, ge=1, description="it drives this round and every later one")
+    from_round: int = Field(13, ge=1, description="it drives this round and every later one")
     steps: int = Field(40, ge=1, description=(
         "optimizer steps per round, filter.discriminator.<name>.batch_size contexts each"))
-    shortlist: int = Field(12, ge=0, description=(
+    shortlist: int = Field(8, ge=0, description=(
         "pool candidates per test context it scores: the shallow driver's top ones, plus the "
         "assigned negatives; 0 = the whole pool"))
     warm_start: bool = Field(True, description=(
