@@ -11,7 +11,7 @@ from advfilter.pipeline.algorithm1 import initial_assignment, margins, swap
 from advfilter.cli import main
 from advfilter.core.config import load_config
 from advfilter.core.errors import ConfigError, RunError
-from advfilter.core.layout import items, read_metrics, read_round
+from advfilter.core.layout import BANK_DIR, items, read_metrics, read_round
 from advfilter.pipeline.filter import adversarial_filter
 from advfilter.core.store import RunStore
 from conftest import FAST_RUN
@@ -159,6 +159,25 @@ def test_filter_export_and_report_commands(generated_run, copy_run, runner, tmp_
     result = runner.invoke(main, ["report", "--run", str(run.root)])
     assert result.exit_code == 0, result.output
     assert run.path("af/report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_filtered_run_refuses_other_settings_until_restarted_which_keeps_its_bank(
+        generated_run, copy_run, runner):
+    """(The refusal said "use a new --out or pass --overwrite": filter has neither.)"""
+    run = copy_run(generated_run)
+    base = ["filter", "--run", str(run.root), "--rounds", "1", "--discriminators", "bow",
+            "--set", "filter.discriminator.bow.epochs=1"]
+    assert runner.invoke(main, base).exit_code == 0
+    bank = {p.name: p.stat().st_mtime_ns for p in run.path(BANK_DIR).iterdir()}
+    result = runner.invoke(main, [*base, "--negatives", "2"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "changed: filter" in result.stderr and "pass --restart" in result.stderr and "--out" not in result.stderr
+    result = runner.invoke(main, [*base, "--negatives", "2", "--restart"])
+    assert result.exit_code == 0, result.output
+    assert "resumed after round 0" in result.stdout
+    assert all(len(n) == 2 for n in read_round(RunStore(run.root), 1)["negatives"])
+    assert {p.name: p.stat().st_mtime_ns for p in run.path(BANK_DIR).iterdir()} == bank
+    assert not run.path("af.discarded").exists()
 
 
 def test_filter_before_generation_is_a_clear_error(tmp_path, runner, write):

@@ -143,22 +143,30 @@ def _discriminator_names() -> list[str]:
 @setting("--device", key="filter.device")
 @setting("--score-workers", key="filter.score_workers")
 @click.option("--ray-address", metavar="ADDR", help="Score the pools on this Ray cluster.")
+@click.option("--restart", is_flag=True, help=(
+    "Discard the run's rounds (not its bank) and filter anew: how to filter a run again with "
+    "other settings."))
 @setting("--seed", key="seed", text="Seed (the run's unless given).")
 @CONFIG
 @PRESET
 @SET
 @click.pass_context
-def filter_command(ctx: click.Context, run_dir: Path, ray_address: str | None,
+def filter_command(ctx: click.Context, run_dir: Path, ray_address: str | None, restart: bool,
                    config_file: Path | None, preset: str | None, overrides: tuple[str, ...]) -> None:
     """Adversarial Filtering (SWAG's Algorithm 1) over the run's candidates.
 
     Prints one line per round; writes af/round-XX.parquet and af/metrics.jsonl. A killed run
-    resumes from its last complete round; more --rounds extend a finished one.
+    resumes from its last complete round; more --rounds extend a finished one; other
+    settings need --restart.
     """
-    from advfilter.pipeline.filter import adversarial_filter
+    from advfilter.pipeline.algorithm1 import Members
+    from advfilter.pipeline.filter import adversarial_filter, restart as discard_rounds
 
     run = RunStore(resolve_run(run_dir, "candidates"))
     cfg = run_config(run, config_file, overrides_of(ctx, overrides), preset)
+    if restart:
+        Members.of(cfg.filter)  # bad settings fail before anything is discarded
+        discard_rounds(run)
 
     def line(m: dict[str, Any]) -> None:
         accs = " ".join(f"{k}={v:.3f}{'!' if k in m['below_chance'] else ''}"

@@ -172,13 +172,13 @@ class RunStore:
         return self.manifest.get("stages", {}).get(name)
 
     def open_stage(self, name: str, settings: dict[str, Any], after: str | None = None,
-                   hint: str = "") -> "Stage":
+                   hint: str = "", redo: str = "use a new --out or pass --overwrite") -> "Stage":
         """The bookkeeping of stage ``name``, in one call.
 
         ``after`` names the upstream stage, which must have finished (else RunError with
         ``hint``); its fingerprint joins ``settings`` in what this stage depends on. Raises
         RunError if the stage was started or finished with other settings or inputs (naming
-        the keys that changed), so a run never mixes configs.
+        the keys that changed, and ``redo``: how to make it again), so a run never mixes configs.
         """
         depends_on = dict(settings)
         if after is not None:
@@ -193,9 +193,13 @@ class RunStore:
                              if depends_on.get(key) != done["depends_on"].get(key))
             raise RunError(
                 f"{self.root}: stage {name!r} was made with other settings "
-                f"(changed: {', '.join(changed) or 'upstream stage'}); "
-                "use a new --out or pass --overwrite")
+                f"(changed: {', '.join(changed) or 'upstream stage'}); {redo}")
         return stage
+
+    def drop_stage(self, name: str) -> None:
+        """Forget stage ``name`` (its files are the caller's to remove first)."""
+        if self.manifest.get("stages", {}).pop(name, None) is not None:
+            self.save_manifest()
 
     def save_manifest(self) -> None:
         """Write the manifest (atomically), marked with the layout this version writes."""

@@ -5,6 +5,7 @@ import contextlib
 import functools
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -15,7 +16,8 @@ import torch
 from advfilter.core.config import Config
 from advfilter.core.errors import RunError
 from advfilter.core.layout import (
-    read_metrics, read_probes, round_assignment, round_file, write_metrics, write_round,
+    AF_DIR, ANNOTATION_STATE, BANK_DIR, read_metrics, read_probes, round_assignment, round_file, write_metrics,
+    write_round,
 )
 from advfilter.core.models import resolve_device
 from advfilter.core.progress import progress
@@ -133,6 +135,26 @@ class Loop:
     warm: WarmStore
 
 
+def restart(run: RunStore) -> None:
+    """Discard the run's filtering, so that the next ``filter`` starts at round 1 with the
+    settings it is given: every file under ``af/`` but the bank (its parts are keyed by what
+    they were built from), and the stage's record. ``af/`` is first moved aside whole, so a
+    restart killed midway leaves no old round for the next filter to resume from. Refused
+    once people have annotated the rounds: their work points at these items."""
+    if run.path(ANNOTATION_STATE).exists():
+        raise RunError(f"{run.root}: people have annotated its rounds ({ANNOTATION_STATE}); "
+                       "filter a copy of the run directory instead")
+    af, old = run.path(AF_DIR), run.path(f"{AF_DIR}.discarded")
+    if af.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        af.rename(old)
+    run.drop_stage("filter")
+    if (old / "bank").exists():
+        af.mkdir()
+        (old / "bank").rename(run.path(BANK_DIR))
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def adversarial_filter(cfg: Config, run: RunStore,
                        on_round: Callable[[dict[str, Any]], None] = lambda _: None,
                        ray_address: str | None = None) -> FilterSummary:
@@ -145,7 +167,8 @@ def adversarial_filter(cfg: Config, run: RunStore,
     f = cfg.filter
     members = Members.of(f)  # a bad name or key fails here, before the stage is recorded
     stage = run.open_stage("filter", {"seed": cfg.seed, "filter": filter_settings(f, members)},
-                           after="candidates", hint="run advfilter generate first")
+                           after="candidates", hint="run advfilter generate first",
+                           redo="pass --restart to filter it anew (its rounds are discarded)")
     done = stage.done
     had_stopped = stop_reason(read_metrics(run), f, read_probes(run)) if done else ""
     if done and (done["rounds"] >= f.rounds or (had_stopped and f.rounds <= done.get("asked", f.rounds))):
