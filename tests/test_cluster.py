@@ -167,13 +167,6 @@ def test_a_sweep_on_the_cluster_fits_its_trials_on_one_cpu_nodes_with_the_local_
     assert sweep(tmp_path / "cluster", "--ray-address", three_nodes) == local
 
 
-def test_stopping_a_test_cluster_leaves_every_other_ray_runtime_on_the_machine_alone(three_nodes):
-    """(``ray stop --force`` in the teardown killed a user's runs, and any other cluster.)"""
-    with cluster(workers=0):
-        pass
-    ray_cli("status", f"--address={three_nodes}")  # fails once that cluster is gone
-
-
 @pytest.mark.slow
 def test_a_worker_node_lost_mid_run_costs_only_its_unfinished_shards(corpus, tmp_path):
     """Its actor is restarted on a node still up and its shard redone; the shards finished
@@ -217,9 +210,13 @@ def test_a_node_that_cannot_see_the_run_directory_is_named_before_any_work(corpu
     assert not list((shared / "run" / "candidates").glob("part-*"))
 
 
-def test_a_cluster_already_up_on_the_machine_leaves_a_local_run_alone(tmp_path):
+def test_a_cluster_already_up_on_the_machine_leaves_a_local_run_alone_and_is_stopped_alone(
+        three_nodes, tmp_path):
+    """Stopping the test's cluster leaves every other Ray runtime on the machine up (``ray stop
+    --force`` in the teardown killed a user's runs, and the module's cluster)."""
     import ray
 
     with cluster(workers=0):
         with ray_session(None, cpus=1):  # ray.init found the cluster and refused num_cpus before
             assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
+    ray_cli("status", f"--address={three_nodes}")  # fails once that cluster is gone
