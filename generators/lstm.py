@@ -4,7 +4,10 @@ Training sequences are ``</s> ctx_a </s> ctx_b ending </s>``, so the model learn
 a subject given the previous sentence; ``</s>`` is both separator and end of sentence.
 Sampling encodes every context once and draws all its endings from the repeated state. With
 ``lstm.keep_fluent`` < 1 it draws more endings than asked and returns the most probable per
-token (the fluency filter): a small LM's word salad goes, its fluent endings stay.
+token (the fluency filter): a small LM's word salad goes, its fluent endings stay. With
+``lstm.topic_bias`` > 0 each content word of the context (not a stop word) gets that much added
+to its logit while sampling (a cache LM's trick): the endings stay on the context's topic
+instead of drifting to the corpus's most frequent scenes.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from advfilter.core.progress import progress
 from advfilter.core.settings import Strict
-from advfilter.core.text import detokenize, word_tokenize
+from advfilter.core.text import content_words, detokenize, word_tokenize
 from generators.base import Context, Generator, generators
 from generators.sampling import draw
 
@@ -75,6 +78,10 @@ class LSTMConfig(Strict):
     keep_fluent: float = Field(0.5, gt=0, le=1, description=(
         "fluency filter: n / keep_fluent endings are drawn per request and the n most probable "
         "per token (the LSTM's own log-probability) are returned; 1.0 = off"))
+    topic_bias: float = Field(2.0, ge=0, description=(
+        "added to the logit of each content word of the context (any case; stop words excepted) "
+        "while sampling, so endings stay on its topic; the fluency filter and the LM features use "
+        "the unbiased LM; 0 = off"))
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -106,6 +113,18 @@ class LSTMGenerator(Generator):
         if context is None:  # unconditional: the start of a sentence
             return [END]
         return [END, *self._ids(context.ctx_a), END, *self._ids(context.ctx_b)]
+
+    def _topic(self, contexts: Sequence[Context]) -> torch.Tensor:
+        """Per context, ``topic_bias`` on the vocabulary's forms of its content words, else 0."""
+        bias = torch.zeros(len(contexts), len(self.vocab))
+        if self.settings.topic_bias:
+            forms: dict[str, list[int]] = {}
+            for i, word in enumerate(self.vocab):
+                forms.setdefault(word.lower(), []).append(i)
+            for row, x in enumerate(contexts):
+                ids = [i for w in content_words(f"{x.ctx_a} {x.ctx_b}") for i in forms.get(w, ())]
+                bias[row, ids] = self.settings.topic_bias
+        return bias
 
     def _sequence(self, context: Context) -> list[int]:
         return (self._prefix(context) + self._ids(context.ending) + [END])[: self.settings.max_len]
@@ -223,13 +242,14 @@ class LSTMGenerator(Generator):
         s = self.cfg.sampling
         (h, c), logits = self.model.encode([self._prefix(x) for x in contexts])
         h, c, logits = (t.repeat_interleave(n, dim=-2) for t in (h, c, logits))
+        topic, owner = self._topic(contexts), torch.arange(len(contexts)).repeat_interleave(n)
         tokens = torch.full((logits.size(0), s.max_new_tokens), PAD)
         logprob, length = torch.zeros(logits.size(0)), torch.zeros(logits.size(0))
         finished = torch.zeros(logits.size(0), dtype=torch.bool)
         active = torch.arange(logits.size(0))  # rows still writing; finished rows cost nothing
         for step in range(s.max_new_tokens):
             logits[:, PAD] = logits[:, UNK] = -math.inf
-            token = draw(logits, s.temperature, s.top_k, s.top_p, rng)
+            token = draw(logits + topic[owner[active]], s.temperature, s.top_k, s.top_p, rng)
             tokens[active, step] = token
             logprob[active] += torch.log_softmax(logits, -1).gather(1, token[:, None])[:, 0]
             length[active] += 1

@@ -9,6 +9,7 @@ import torch
 
 from advfilter.core.config import Config
 from advfilter.core.settings import GenerateConfig
+from advfilter.core.text import content_words
 from generators import Context, resolve
 from advfilter.pipeline.candidates import candidate_pools, candidate_table
 from generators.lstm import length_batches
@@ -143,6 +144,16 @@ def test_the_lstm_fluency_filter_returns_its_most_probable_endings_per_token(ove
         assert sorted(best, key=pool.index) == best  # in drawing order
         finished = [e for e in pool if e]
         assert per_token(context, best).mean() > per_token(context, finished).mean()
+
+
+def test_the_lstm_topic_bias_keeps_its_endings_on_the_contexts_words(overfit_lstm):
+    gen, _ = overfit_lstm
+    def on_topic(bias):
+        hot = same_lstm(gen, sampling={"temperature": 3.0}, lstm={"keep_fluent": 1.0, "topic_bias": bias})
+        pools = hot.sample(FIVE, 40, seed=5)
+        return np.mean([bool(content_words(e) & content_words(f"{c.ctx_a} {c.ctx_b}"))
+                        for c, pool in zip(FIVE, pools) for e in pool])
+    assert on_topic(4.0) > on_topic(0.0) + 0.2
 
 
 # --- candidate pools ---------------------------------------------------------------------

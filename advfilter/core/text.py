@@ -1,6 +1,7 @@
 """Word-level text helpers shared by generators: tokenise, detokenise, normalise, count."""
 from __future__ import annotations
 
+import functools
 import re
 
 _TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
@@ -42,3 +43,16 @@ def cut_at_sentence_end(text: str, sentences: int = 1) -> str:
     """Text up to and including its ``sentences``-th sentence-final mark, or all of it."""
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
     return text[: ends[sentences - 1]] if len(ends) >= sentences else text
+
+
+@functools.cache
+def _stop_words() -> frozenset[str]:
+    from spacy.lang.en.stop_words import STOP_WORDS  # spaCy's English list, imported when needed
+
+    return frozenset(STOP_WORDS)
+
+
+def content_words(text: str) -> set[str]:
+    """The lower-cased words of ``text`` with a letter that are not English stop words."""
+    stop = _stop_words()
+    return {w for w in word_tokenize(text.lower()) if w.isalpha() and w not in stop}
