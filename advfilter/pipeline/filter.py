@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -149,9 +150,10 @@ def restart(run: RunStore) -> None:
         shutil.rmtree(old, ignore_errors=True)
         af.rename(old)
     run.drop_stage("filter")
-    if (old / "bank").exists():
+    bank = old / Path(BANK_DIR).relative_to(AF_DIR)
+    if bank.exists():
         af.mkdir()
-        (old / "bank").rename(run.path(BANK_DIR))
+        bank.rename(run.path(BANK_DIR))
     shutil.rmtree(old, ignore_errors=True)
 
 
