@@ -139,6 +139,7 @@ def test_generate_and_filter_on_a_three_node_cluster_give_the_local_runtimes_res
     assert not list(remote.root.rglob(".node-check-*"))
 
 
+@pytest.mark.slow  # two sweeps (a minute); generate and filter on the cluster stay on the fast path
 def test_a_sweep_on_the_cluster_fits_its_trials_on_one_cpu_nodes_with_the_local_results(
         three_nodes, tiny_phi, tmp_path):
     """One trial at a time asks for a node's CPUs, not the cluster's 3 (no node has them: it
