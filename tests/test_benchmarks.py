@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,35 +14,17 @@ BENCHMARKS = sorted((Path(__file__).parent.parent / "benchmarks").glob("bench_*.
 ANET_DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "anet_dev"
 
 
-@pytest.fixture(scope="module")
-def quick_runs(tmp_path_factory):
-    """Every benchmark's ``--quick`` run, all started at once (most of each is waiting for Ray,
-    imports and subprocesses, so together they take about as long as the longest): per script,
-    its process and the files its stdout and stderr go to."""
-    env = {**os.environ, "ADVFILTER_PROGRESS_SECONDS": "3600"}
-    runs = {}
-    for script in BENCHMARKS:
-        where = tmp_path_factory.mktemp(script.stem)
-        out, err = where / "stdout", where / "stderr"
-        with out.open("w") as o, err.open("w") as e:
-            runs[script.stem] = subprocess.Popen([sys.executable, str(script), "--quick"], stdout=o, stderr=e,
-                                                 cwd=where, env=env, start_new_session=True), out, err
-    yield runs
-    for process, _, _ in runs.values():
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.stem)
-def test_a_benchmark_runs_quick_and_ends_with_json(script, quick_runs):
+def test_a_benchmark_runs_quick_and_ends_with_json(script, tmp_path):
     if script.stem == "bench_cut" and not (ANET_DEV / "captions.json").exists():
         if os.environ.get("CI"):
             pytest.fail(f"{ANET_DEV} is missing on CI")
         pytest.skip(f"{ANET_DEV} not here (a clone outside the workspace)")
-    process, out, err = quick_runs[script.stem]
-    assert process.wait(timeout=600) == 0, err.read_text()[-3000:]
-    assert isinstance(json.loads(out.read_text().strip().splitlines()[-1]), dict)
+    env = {**os.environ, "ADVFILTER_PROGRESS_SECONDS": "3600"}
+    done = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert isinstance(json.loads(done.stdout.strip().splitlines()[-1]), dict)
 
 
 def test_the_gpu_check_says_what_it_skipped_and_why_where_there_is_no_gpu():

@@ -76,6 +76,7 @@ def test_a_four_trial_grid_with_two_at_a_time_records_every_trial_and_the_best(i
                         f"its config: {out / 'best.yaml'}"
 
 
+@pytest.mark.slow  # Ray Tune's scheduler at work (~35 s); how we size it: test_asha_counts_the_longest_trial...
 def test_asha_stops_a_trial_that_falls_behind_at_its_first_evaluation(items, tiny_phi, tmp_path, runner):
     out = tmp_path / "sweep"
     result = runner.invoke(main, sweep_args(items, tiny_phi, out, "{lr: [0.02, 0.000001]}", "--max-concurrent", "1",
