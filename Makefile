@@ -1,5 +1,7 @@
 # Two entry points for a fresh machine (see README): `make demo` and `make test`.
 PYTHON ?= python3
+# The three venvs are independent: `make test` builds them side by side (pip waits on the network and disk).
+MAKEFLAGS += --jobs=3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
