@@ -93,7 +93,7 @@ def test_asha_stops_a_trial_that_falls_behind_at_its_first_evaluation(items, tin
 
 def test_a_killed_sweep_resumes_its_unfinished_trial_and_keeps_the_finished_one(items, tiny_phi, tmp_path, runner):
     out = tmp_path / "sweep"
-    args = sweep_args(items, tiny_phi, out, "{lr: [0.01, 0.005]}", "--max-concurrent", "1", "--max-steps", "30",
+    args = sweep_args(items, tiny_phi, out, "{lr: [0.01, 0.005]}", "--max-concurrent", "1", "--max-steps", "60",
                       "--set", "finetune.eval_every=20", "--set", "finetune.save_every=5", "--set", "asha.enabled=false")
     sweep = subprocess.Popen([str(Path(sys.executable).parent / "advfilter"), *args], start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -120,7 +120,7 @@ def test_a_killed_sweep_resumes_its_unfinished_trial_and_keeps_the_finished_one(
     assert (first_dir / "metrics.jsonl").read_bytes() == first_log  # not trained again
     train = [json.loads(line) for line in (second_dir / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in train if "loss" in r]
-    assert [r["step"] for r in train] == list(range(1, 31))  # every step once
+    assert [r["step"] for r in train] == list(range(1, 61))  # every step once
     restarts = [b["step"] for a, b in zip(train, train[1:]) if b["seconds"] < a["seconds"]]
     # resumed after a checkpoint (every 5 steps and each 4-step epoch), not from the start
     assert len(restarts) == 1 and restarts[0] > 1 and (restarts[0] - 1) % 5 * ((restarts[0] - 1) % 4) == 0, restarts
