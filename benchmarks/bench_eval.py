@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from advfilter.core.models import load_causal_lm
-from advfilter.lm.evaluate import Scorer, batches, to_doc
+from advfilter.core.lm import Scorer, batches, to_doc
 from advfilter.lm.tiny import build_tiny_phi
 
 ENDINGS = ["picks up the rope and starts to jump.", "walks over to the table.",

@@ -120,7 +120,7 @@ def test_videos_without_an_activity_label_are_counted_and_named_in_one_line(runn
 
 
 def test_an_item_without_an_activity_label_is_asked_its_context_alone():
-    from advfilter.lm.evaluate import to_doc
+    from advfilter.core.lm import to_doc
 
     doc = to_doc({"activity_label": "", "ctx_a": "A man walks in.", "ctx_b": "he", "endings": ["sits."], "label": 0})
     assert doc.query == "A man walks in. He"

@@ -9,7 +9,8 @@ import torch
 
 from advfilter.cli import main
 from advfilter.core.models import load_causal_lm
-from advfilter.lm.evaluate import Doc, Scorer, preprocess, summarize, to_doc
+from advfilter.core.lm import Doc, Scorer, preprocess, to_doc
+from advfilter.lm.evaluate import summarize
 
 RECORD = {"activity_label": "Baking cookies", "ctx_a": "A woman cracks two eggs into a bowl.",
           "ctx_b": "she", "endings": ["stirs the eggs with a fork.", "flies [title] away.",

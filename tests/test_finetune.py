@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from advfilter.cli import main
-from advfilter.lm.evaluate import to_doc
+from advfilter.core.lm import to_doc
 from advfilter.core.config import load_config
 from advfilter.core.settings import LoraSettings
 from advfilter.lm.config import FinetuneConfig

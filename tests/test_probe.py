@@ -1,4 +1,4 @@
-"""Probes outside the loop: split by video, the TF-IDF and encoder probes, the command."""
+"""Probes outside the loop: split by video, the TF-IDF, encoder and LM probes, the command."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,9 @@ from advfilter.core.settings import ProbeConfig
 from advfilter.core.layout import read_probes
 from advfilter.pipeline.filter import adversarial_filter
 from advfilter.gauges.probe import by_source, halves, parse_rounds, run_probes, sample
+from advfilter.lm.config import EvaluateConfig
+from advfilter.lm.evaluate import evaluate
+from advfilter.core.lm import to_doc
 from conftest import FAST_RUN
 
 ACTS = ["chops the onion on the board.", "pours water into the pot.", "stirs the soup slowly.",
@@ -77,6 +80,21 @@ def test_the_encoder_probe_tests_a_seeded_random_sample_and_reports_the_counts_u
     cfg = ProbeConfig(encoder={"epochs": 1, "max_train": 8, "max_test": 6, "max_length": 32})
     [result] = run_probes(items, cfg, ["encoder"])
     assert (result.n_train, result.n_test) == (8, 6)
+
+
+def test_the_lm_probe_is_a_causal_lm_zero_shot_scored_as_evaluate_scores_acc_norm(tiny_phi, tmp_path, runner):
+    items = [{**it, "activity_label": "Cooking"} for it in toy_items(40, True)]
+    cfg = ProbeConfig(lm={"model": str(tiny_phi), "max_test": 12, "batch_size": 5})
+    [result] = run_probes(items, cfg, ["lm"])
+    assert (result.probe, result.n_train, result.n_test) == ("lm", 0, 12)  # trained on nothing
+    tested = sample(halves(items, cfg.seed)[1], 12, cfg.seed, "test")
+    scored = evaluate(EvaluateConfig(model=str(tiny_phi), device="cpu"), [to_doc(it) for it in tested], "items")
+    assert result.acc == pytest.approx(scored["acc_norm"], abs=1e-4)
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps(it) + "\n" for it in toy_items(20, False)))  # no activity label
+    out = runner.invoke(main, ["probe", "--items", str(path), "--probes", "lm", "--lm", str(tiny_phi)])
+    assert out.exit_code == 0, out.output
+    assert "lm " in out.stdout and "train 0" in out.stdout
 
 
 def test_by_source_says_whose_negatives_a_probe_is_fooled_by():

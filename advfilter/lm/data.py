@@ -13,7 +13,8 @@ from pathlib import Path
 
 from advfilter.core.seeds import derive_seed
 from advfilter.core.store import RunStore
-from advfilter.lm.evaluate import Doc, read_docs, run_docs, to_doc
+from advfilter.core.lm import Doc, to_doc
+from advfilter.lm.evaluate import read_docs, run_docs
 
 
 @dataclass

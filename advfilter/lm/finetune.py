@@ -29,7 +29,8 @@ from advfilter.core.seeds import derive_seed
 from advfilter.core.store import RunStore, atomic_dir, atomic_path, write_json, write_jsonl
 from advfilter.lm.config import FinetuneConfig, plan_steps
 from advfilter.lm.data import training_data
-from advfilter.lm.evaluate import Doc, Scorer, batches, summarize
+from advfilter.core.lm import Doc, Scorer, batches
+from advfilter.lm.evaluate import summarize
 
 log = logging.getLogger(__name__)
 
