@@ -64,6 +64,8 @@ class Doc:
 
 
 def to_doc(record: dict[str, Any], default_id: str = "") -> Doc:
+    """A HellaSwag-format record as the harness asks it: ``label: ctx_a Ctx_b`` (the context
+    alone where the record has no activity label) and its preprocessed endings."""
     ctx = record["ctx_a"] + " " + record["ctx_b"].capitalize()
     source_id = str(record.get("source_id", ""))
     source = source_id.split("~")[0] if "~" in source_id else ""  # "activitynet~v_x"; a bare id: none
@@ -135,6 +137,7 @@ class Scorer:
 
 
 def batches(docs: Sequence[Doc], size: int) -> Iterator[Sequence[Doc]]:
+    """``docs`` in consecutive slices of ``size``."""
     for start in range(0, len(docs), size):
         yield docs[start:start + size]
 
