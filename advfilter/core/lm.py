@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -134,6 +134,15 @@ class Scorer:
         bounds = np.cumsum([0, *k])
         flat = scores.numpy().astype(np.float64)
         return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def score_all(self, docs: Sequence[Doc], batch_size: int,
+                  on_batch: Callable[[int], None] = lambda _: None) -> list[np.ndarray]:
+        """``loglikelihoods`` of every doc, ``batch_size`` docs a pass; ``on_batch(n)`` after each."""
+        lls: list[np.ndarray] = []
+        for batch in batches(docs, batch_size):
+            lls += self.loglikelihoods(batch)
+            on_batch(len(batch))
+        return lls
 
 
 def batches(docs: Sequence[Doc], size: int) -> Iterator[Sequence[Doc]]:

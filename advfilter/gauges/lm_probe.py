@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from advfilter.core.lm import Scorer, acc_norm_picks, batches, to_doc
+from advfilter.core.lm import Scorer, acc_norm_picks, to_doc
 from advfilter.core.models import load_causal_lm
 from advfilter.core.progress import progress
 from advfilter.core.settings import LMProbeConfig
@@ -21,12 +21,8 @@ from advfilter.core.settings import LMProbeConfig
 def lm_picks(items: Sequence[dict[str, Any]], cfg: LMProbeConfig, device: str) -> np.ndarray:
     """The ``acc_norm`` choice of ``cfg.model`` for each item, in order."""
     model, tok = load_causal_lm(cfg.model, dtype=cfg.dtype, device=device)
-    scorer = Scorer(model.eval(), tok)
     docs = [to_doc({"activity_label": "", **it}) for it in items]  # no label: the context alone
-    lls: list[np.ndarray] = []
     bar = progress(total=len(docs), desc=f"lm probe ({cfg.model})")
-    for batch in batches(docs, cfg.batch_size):
-        lls += scorer.loglikelihoods(batch)
-        bar.update(len(batch))
+    lls = Scorer(model.eval(), tok).score_all(docs, cfg.batch_size, bar.update)
     bar.close()
     return acc_norm_picks(docs, lls)

@@ -16,7 +16,7 @@ import numpy as np
 from advfilter.lm.config import EvaluateConfig
 from advfilter.core.errors import InputError, RunError
 from advfilter.core.layout import items
-from advfilter.core.lm import Doc, Scorer, acc_norm_picks, batches, to_doc
+from advfilter.core.lm import Doc, Scorer, acc_norm_picks, to_doc
 from advfilter.core.models import load_causal_lm
 from advfilter.core.store import RunStore
 from advfilter.sources.base import iter_json_lines
@@ -79,10 +79,6 @@ def evaluate(cfg: EvaluateConfig, docs: Sequence[Doc], data: str,
     """The ``evaluate`` recipe: score ``docs`` (read from ``data``, a file or a run) with the
     configured model; returns the results (config included). ``on_batch(n)`` after each batch."""
     model, tok = load_causal_lm(cfg.model, adapter=cfg.adapter, dtype=cfg.dtype, device=cfg.device)
-    scorer = Scorer(model.eval(), tok)
-    lls: list[np.ndarray] = []
-    for batch in batches(docs, cfg.batch_size):
-        lls += scorer.loglikelihoods(batch)
-        on_batch(len(batch))
+    lls = Scorer(model.eval(), tok).score_all(docs, cfg.batch_size, on_batch)
     return {"model": cfg.model, "adapter": cfg.adapter, "data": data, "split": cfg.split,
             "config": cfg.model_dump(), **summarize(docs, lls)}
