@@ -29,7 +29,8 @@ def pos_tags(corpus: Corpus, spacy_model: str, spacy_fallbacks: tuple[str, ...])
     texts = [f"{corpus.ctx_b[o]} {t}" for o, t in zip(corpus.owner, corpus.rows.endings)]
     distinct, where = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
     pos = np.zeros((len(distinct), MAX_WORDS), dtype=np.int16)
-    with nlp.select_pipes(disable=[p for p in ("parser", "ner", "lemmatizer") if nlp.has_pipe(p)]):
+    # the tagger and what feeds it: the attribute ruler maps tags to coarse POS, which is unused
+    with nlp.select_pipes(enable=[p for p in nlp.pipe_names if p in ("tok2vec", "transformer", "tagger")]):
         docs = nlp.pipe((str(t) for t in distinct), batch_size=512)
         for i, doc in enumerate(progress(docs, total=len(distinct), desc="POS tagging")):
             ids = [tags.get(tok.tag_, other) for tok in doc][:MAX_WORDS]

@@ -82,6 +82,7 @@ class RetrievalEndings(RandomEndings):
         self.others: list[Context] = []
         self.entries: list[Entry] = []
         self.vectors = np.zeros((0, 0), dtype=np.float16)
+        self._rows: dict[str, int] | None = None  # entry text -> its row of ``vectors``
 
     def fit(self, train: Sequence[Context], valid: Sequence[Context], seed: int) -> dict[str, Any]:
         self.others = [*train, *valid]
@@ -94,6 +95,17 @@ class RetrievalEndings(RandomEndings):
     def index_fold(self, contexts: Sequence[Context]) -> None:
         self.entries = index_entries(contexts, self.others, self.settings.free_endings)
         self.vectors = self._embed([e.text for e in self.entries])
+        self._rows = None
+
+    def _context_vectors(self, contexts: Sequence[Context]) -> np.ndarray:
+        """The contexts' embeddings: the index's own where a context's text is an entry's (every
+        context of the fold is: its gold's entry), the encoder's for the rest."""
+        texts = [context_text(c) for c in contexts]
+        if self._rows is None:
+            self._rows = {e.text: i for i, e in enumerate(self.entries)}
+        missing = sorted({t for t in texts if t not in self._rows})
+        extra = dict(zip(missing, self._embed(missing))) if missing else {}
+        return np.stack([self.vectors[self._rows[t]] if t in self._rows else extra[t] for t in texts])
 
     def save(self, directory: Path) -> None:
         super().save(directory)
@@ -112,8 +124,7 @@ class RetrievalEndings(RandomEndings):
         its nearest by similarity: never its own video's, never another split's golds."""
         r = self.settings
         rng = np.random.default_rng(seed)
-        sims = self._embed([context_text(c) for c in contexts]).astype(np.float32) \
-            @ self.vectors.astype(np.float32).T
+        sims = self._context_vectors(contexts).astype(np.float32) @ self.vectors.astype(np.float32).T
         videos = np.array([e.video for e in self.entries])
         splits = np.array([e.split for e in self.entries])
         sims[np.array([c.video for c in contexts])[:, None] == videos[None, :]] = -np.inf  # never its own video

@@ -26,9 +26,14 @@ def draw(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
          generator: torch.Generator) -> torch.Tensor:
     """One token id per row, sampled from softmax(logits / temperature) after filtering.
 
-    Uses the Gumbel-max trick (argmax of logits plus Gumbel noise), which samples the same
-    distribution as ``torch.multinomial`` at a fraction of its cost on large batches.
+    Inverse-CDF sampling: one uniform number per row, found in the row's cumulative
+    probabilities. It draws the same distribution as ``torch.multinomial`` (or Gumbel noise
+    over every token) at a fraction of their cost on large batches and vocabularies; tokens
+    of probability 0 (filtered, or logits of -inf) are never drawn.
     """
-    filtered = filter_logits(logits / temperature, top_k, top_p)
-    uniform = torch.rand(filtered.shape, generator=generator).clamp_(min=1e-20)
-    return (filtered - torch.log(-torch.log(uniform))).argmax(dim=-1)
+    probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
+    cumulative = probs.cumsum(-1)
+    uniform = torch.rand((probs.size(0), 1), generator=generator, dtype=cumulative.dtype)
+    # the first token whose cumulative mass passes u * total: never one of probability 0
+    return torch.searchsorted(cumulative, uniform * cumulative[:, -1:], right=True)[:, 0] \
+        .clamp_max_(probs.size(-1) - 1)

@@ -295,13 +295,17 @@ def test_phi2_resolves_to_the_hub_name():
     assert (cls.__name__, name) == ("HFGenerator", "microsoft/phi-2")
 
 
-def test_gumbel_draws_follow_the_softmax_distribution():
+def test_draws_follow_the_softmax_distribution_and_never_pick_a_forbidden_token():
     from generators.sampling import draw
 
-    probs = torch.tensor([0.6, 0.3, 0.1])
+    probs = torch.tensor([0.0, 0.6, 0.3, 0.0, 0.1, 0.0])  # 0: as PAD, UNK and a filtered token are
     logits = torch.log(probs).repeat(20_000, 1)
-    counts = torch.bincount(draw(logits, 1.0, 0, 1.0, torch.Generator().manual_seed(0)), minlength=3)
+    counts = torch.bincount(draw(logits, 1.0, 0, 1.0, torch.Generator().manual_seed(0)), minlength=6)
     assert torch.allclose(counts / 20_000, probs, atol=0.015)
+    assert counts[[0, 3, 5]].sum() == 0
+    cold = torch.bincount(draw(logits, 0.5, 0, 1.0, torch.Generator().manual_seed(1)), minlength=6) / 20_000
+    sharpened = probs ** 2 / (probs ** 2).sum()  # temperature 0.5 squares the probabilities
+    assert torch.allclose(cold, sharpened, atol=0.015)
 
 
 # --- retrieval and mixtures --------------------------------------------------------------
