@@ -14,6 +14,10 @@ The last line is one JSON object: per size ``contexts``, ``rows``, ``<stage>_s``
 ``peak_rss_gb`` (the driver process); ``scaling`` (each stage's time at the largest size over
 the largest/smallest ratio times its time at 1x: the goal is <= 1.1); ``real_encoder_eps``;
 ``bank_ray2_speedup``; and the machine.
+
+``--results FILE`` keeps each size's figures in FILE (JSON) as soon as it is measured, and the
+sizes already there count too: a large size can run on another day (``--scales 16 --results
+FILE``), and a stopped run keeps the sizes it finished.
 """
 from __future__ import annotations
 
@@ -110,6 +114,7 @@ def main() -> None:
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child: one size
     parser.add_argument("--encoder", help=argparse.SUPPRESS)
     parser.add_argument("--where", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, help="JSON file of sizes measured so far: read, then added to")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs (CI)")
     args = parser.parse_args()
     if args.quick:
@@ -118,7 +123,7 @@ def main() -> None:
         print(json.dumps(one_size(args.one, args.candidates, args.encoder, args.quick, args.where)))
         return
     scales = [int(s) for s in args.scales.split(",")]
-    figures: dict = {"sizes": {}}
+    figures: dict = {"sizes": json.loads(args.results.read_text()) if args.results and args.results.exists() else {}}
     with tempfile.TemporaryDirectory() as tmp:
         encoder = str(build_tiny_bert(Path(tmp) / "tiny-bert", hidden_size=64, layers=2))
         for scale in scales:
@@ -128,11 +133,14 @@ def main() -> None:
                                    capture_output=True, text=True, check=True)
             size = json.loads(child.stdout.strip().splitlines()[-1])
             figures["sizes"][f"{scale}x"] = size
+            if args.results:
+                args.results.write_text(json.dumps(figures["sizes"], indent=1))
             print(f"{scale}x: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
                                             for k, v in size.items()), flush=True)
         smallest = RunStore(Path(tmp) / f"x{scales[0]}" / "run")
         figures["bank_ray2_speedup"] = round(bank_speedup(smallest, encoder), 2)
-    small, large = figures["sizes"][f"{scales[0]}x"], figures["sizes"][f"{scales[-1]}x"]
+    measured = sorted(figures["sizes"].values(), key=lambda size: size["rows"])
+    small, large = measured[0], measured[-1]
     ratio = large["rows"] / small["rows"]
     figures["scaling"] = {k: round(large[k] / (ratio * small[k]), 2) for k in small if k.endswith("_s")}
     figures["real_encoder_eps"] = round(real_encoder_rate(200 if args.quick else 4000), 1)
