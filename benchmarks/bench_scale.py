@@ -40,7 +40,7 @@ from advfilter.core.store import RunStore
 from advfilter.lm.tiny import build_tiny_bert
 from advfilter.pipeline.algorithm1 import Members
 from advfilter.pipeline.contexts import build_contexts
-from advfilter.pipeline.filter import adversarial_filter, prepare_bank
+from advfilter.pipeline.filter import adversarial_filter
 from advfilter.pipeline.generate import generate_candidates
 from advfilter.sources.demo import make_corpus
 from discriminators import Bank
@@ -59,9 +59,13 @@ def settings(candidates: int, encoder: str, quick: bool) -> dict:
             **({"generate.generator": "random", "filter.discriminators": ["bow", "cnn", "aflite"]} if quick else {})}
 
 
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def one_size(contexts: int, candidates: int, encoder: str, quick: bool, where: Path) -> dict:
     """Child process: every stage on ``contexts`` contexts into ``where``; seconds per stage
-    and peak RSS."""
+    (the bank's per input too), and the driver's peak RSS after each stage."""
     cfg = load_config(None, settings(candidates, encoder, quick))
     out: dict = {}
     where.mkdir(parents=True)
@@ -70,18 +74,24 @@ def one_size(contexts: int, candidates: int, encoder: str, quick: bool, where: P
     with RunStore.open(where / "run") as run:
         t = time.perf_counter()
         out["contexts"] = build_contexts(cfg, run, "activitynet", [corpus]).contexts
-        out["contexts_s"] = time.perf_counter() - t
+        out["contexts_s"], out["contexts_peak_gb"] = time.perf_counter() - t, _peak_gb()
         t = time.perf_counter()
         generate_candidates(cfg, run)
-        out["generate_s"] = time.perf_counter() - t
+        out["generate_s"], out["generate_peak_gb"] = time.perf_counter() - t, _peak_gb()
         t = time.perf_counter()
-        bank = prepare_bank(Members.of(cfg.filter), run, cfg.filter)
-        out["bank_s"], out["rows"] = time.perf_counter() - t, bank.rows
+        bank = Bank.of_run(run)
+        out["bank_read_s"] = time.perf_counter() - t
+        for _, cls, member_cfg in Members.of(cfg.filter).chosen:  # what prepare_bank builds
+            for inp in cls.needs(member_cfg):
+                started = time.perf_counter()
+                bank.get(inp)  # once per input: later members read it from memory
+                out[f"bank_{inp.feature}_s"] = out.get(f"bank_{inp.feature}_s", 0.0) + time.perf_counter() - started
+        out["bank_s"], out["rows"], out["bank_peak_gb"] = time.perf_counter() - t, bank.rows, _peak_gb()
         del bank
         t = time.perf_counter()
         adversarial_filter(cfg, run)
         out["rounds_s"] = time.perf_counter() - t
-    out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    out["peak_rss_gb"] = _peak_gb()
     return out
 
 

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from advfilter.core.layout import BANK_DIR, LM_COLUMNS, read_contexts, read_rows
@@ -50,7 +51,9 @@ class Bank:
         table = self.corpus.rows.table
         origins = table["origin"].fillna("").tolist() if "origin" in table else [""] * len(table)
         said = [normalize(o or e) for o, e in zip(origins, self.corpus.rows.endings)]
-        return np.unique(said, return_inverse=True)[1]
+        # hashed, not sorted: np.unique would copy the texts into a fixed-width array as wide
+        # as the longest, gigabytes at HellaSwag's scale
+        return pd.factorize(pd.Series(said, dtype=object))[0]
 
     @property
     def pool_sizes(self) -> np.ndarray:

@@ -324,6 +324,27 @@ def test_a_rewritten_gold_counts_as_that_gold_against_the_reuse_limit():
     assert len(set(old.text_ids)) == 6  # a run without origins: each text its own
 
 
+def test_text_ids_take_memory_by_the_texts_not_by_the_longest_one_times_the_rows():
+    """At HellaSwag's scale (millions of rows), a fixed-width copy of every ending as wide as
+    the longest took gigabytes at the start of each filter run."""
+    import tracemalloc
+
+    from advfilter.core.layout import Rows
+    from discriminators import Bank
+    from discriminators.inputs import Corpus
+
+    n = 20_000
+    endings = [f"ending {i}." for i in range(n - 1)] + ["word " * 400]  # one 2,000-character ending
+    rows = Rows(np.array(["a"]), np.array([0, n], dtype=np.int64), pd.DataFrame({"ending": endings}))
+    bank = Bank(Corpus(rows, np.array(["x"]), np.array(["He"])))
+    tracemalloc.start()
+    ids = bank.text_ids
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(set(ids)) == n and ids.max() == n - 1
+    assert peak < 40 * 2**20  # a 20,000 x 2,000-character fixed-width array alone is 160 MB
+
+
 def test_a_fold_holdout_takes_whole_folds_each_round_and_every_fold_takes_its_turn(
         generated_run, copy_run):
     from advfilter.pipeline.algorithm1 import holdout_round
