@@ -43,10 +43,10 @@ from advfilter.pipeline.contexts import build_contexts
 from advfilter.pipeline.filter import adversarial_filter
 from advfilter.pipeline.generate import generate_candidates
 from advfilter.sources.demo import make_corpus
-from discriminators import Bank
+from discriminators import Bank, bank_files
 from discriminators.inputs import Input
 
-CONTEXTS_PER_VIDEO = 3.5  # the demo composer's videos have 3-6 captions
+CONTEXTS_PER_VIDEO = 3.15  # contexts kept per composed video (3-6 captions; some splits fail): 3.19 at 1x, 3.25 at 16x
 
 
 def settings(candidates: int, encoder: str, quick: bool) -> dict:
@@ -96,9 +96,12 @@ def one_size(contexts: int, candidates: int, encoder: str, quick: bool, where: P
 
 
 def bank_speedup(run: RunStore, encoder: str) -> float:
-    """Wall time of a generated run's frozen-encoder input built by 1 Ray worker over that by 2."""
+    """Wall time of a generated run's frozen-encoder input built by 1 Ray worker over that by 2,
+    in parts of 16,384 rows: at the usual 65,536 a 1x run has 3 parts, which 2 workers build
+    in 2 steps at best (1.5x)."""
     inp = Input.of("sentence_embeddings", model=encoder, max_length=64)  # aflite's input
     corpus, seconds = Bank.of_run(run).corpus, {}
+    bank_files.PART_ROWS = 16_384
     for workers in (1, 2):
         with ray_session(None, cpus=2):
             bank = Bank(corpus, run.root.parent / f"bank-{workers}", functools.partial(ray_map, in_flight=workers))
