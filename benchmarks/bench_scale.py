@@ -40,7 +40,7 @@ from advfilter.core.store import RunStore
 from advfilter.lm.tiny import build_tiny_bert
 from advfilter.pipeline.algorithm1 import Members
 from advfilter.pipeline.contexts import build_contexts
-from advfilter.pipeline.filter import adversarial_filter
+from advfilter.pipeline.filter import adversarial_filter, bank_inputs
 from advfilter.pipeline.generate import generate_candidates
 from advfilter.sources.demo import make_corpus
 from discriminators import Bank, bank_files
@@ -81,11 +81,10 @@ def one_size(contexts: int, candidates: int, encoder: str, quick: bool, where: P
         t = time.perf_counter()
         bank = Bank.of_run(run)
         out["bank_read_s"] = time.perf_counter() - t
-        for _, cls, member_cfg in Members.of(cfg.filter).chosen:  # what prepare_bank builds
-            for inp in cls.needs(member_cfg):
-                started = time.perf_counter()
-                bank.get(inp)  # once per input: later members read it from memory
-                out[f"bank_{inp.feature}_s"] = out.get(f"bank_{inp.feature}_s", 0.0) + time.perf_counter() - started
+        for inp in bank_inputs(Members.of(cfg.filter), cfg.filter):  # what prepare_bank builds
+            started = time.perf_counter()
+            bank.get(inp)
+            out[f"bank_{inp.feature}_s"] = time.perf_counter() - started
         out["bank_s"], out["rows"], out["bank_peak_gb"] = time.perf_counter() - t, bank.rows, _peak_gb()
         del bank
         t = time.perf_counter()

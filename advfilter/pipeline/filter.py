@@ -29,6 +29,7 @@ from advfilter.pipeline.pool_scoring import pool_scorer
 from advfilter.pipeline.strong import ScoreRows, WarmStore
 from discriminators import Bank
 from discriminators.bank_files import Map, in_process
+from discriminators.inputs import Input
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +112,21 @@ def bank_builder(f: FilterConfig, run: RunStore, address: str | None) -> Iterato
         yield functools.partial(ray_map, in_flight=f.bank_workers)
 
 
-def prepare_bank(members: Members, run: RunStore, f: FilterConfig, build: Map = in_process) -> Bank:
-    """The run's bank with every input the discriminators need already built (the strong
-    one's only when one of the ``f.rounds`` rounds is its), its parts by ``build``; encoder
-    features run on ``filter.device`` as each worker resolves it."""
-    bank = Bank.of_run(run, f.device, build)
+def bank_inputs(members: Members, f: FilterConfig) -> list[Input]:
+    """Every input the discriminators read, once each, in member order (the strong one's only
+    when one of the ``f.rounds`` rounds is its)."""
     strong = members.strong if members.strong and f.strong.from_round <= f.rounds else None
-    for _, cls, member_cfg in [*members.chosen, *([strong] if strong else [])]:
-        for inp in cls.needs(member_cfg):
-            bank.get(inp)
+    needed = [inp for _, cls, member_cfg in [*members.chosen, *([strong] if strong else [])]
+              for inp in cls.needs(member_cfg)]
+    return list(dict.fromkeys(needed))
+
+
+def prepare_bank(members: Members, run: RunStore, f: FilterConfig, build: Map = in_process) -> Bank:
+    """The run's bank with every input of ``bank_inputs`` already built, its parts by
+    ``build``; encoder features run on ``filter.device`` as each worker resolves it."""
+    bank = Bank.of_run(run, f.device, build)
+    for inp in bank_inputs(members, f):
+        bank.get(inp)
     return bank
 
 
