@@ -13,13 +13,16 @@ it still opens, is reused and extends as before. Each step is the whole of one c
 2. (December 2026) ``filter.strong`` (a cross-encoder driving the last rounds) is on by
    default; a run made before it continues as it was made, without one
    (``filter.strong.discriminator: null`` in its config; ask for one with ``--set``).
+3. (December 2026) ``generate.verb_number`` (drop candidates whose leading verb disagrees in
+   number with the gold's): a run made before it checked nothing, which is the setting's
+   default (false), so its candidates stage records it as false and is reused as it is.
 """
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-LAYOUT = 3  # the manifest layout this version writes (``manifest["layout"]``)
+LAYOUT = 4  # the manifest layout this version writes (``manifest["layout"]``)
 
 # Layout 1's generator sections, and which spec parts ran each.
 _V1_SECTIONS = {"lstm": ("lstm",), "retrieval": ("retrieval",), "hf": ("phi2", "hf")}
@@ -59,7 +62,16 @@ def _from_v2(manifest: dict[str, Any]) -> None:
         config.setdefault("filter", {}).setdefault("strong", {})["discriminator"] = None
 
 
-_STEPS = ((1, _from_v1), (2, _from_v2))  # (the layout a step upgrades from, the step)
+def _from_v3(manifest: dict[str, Any]) -> None:
+    config = manifest.get("config")
+    if config is not None:
+        config.setdefault("generate", {}).setdefault("verb_number", False)
+    generate = manifest.get("stages", {}).get("candidates", {}).get("depends_on", {}).get("generate")
+    if generate is not None:
+        generate.setdefault("verb_number", False)
+
+
+_STEPS = ((1, _from_v1), (2, _from_v2), (3, _from_v3))  # (the layout a step upgrades from, the step)
 
 
 def upgrade(manifest: dict[str, Any], fingerprint: Any) -> dict[str, Any]:
