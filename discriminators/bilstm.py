@@ -20,7 +20,7 @@ def pos_tags(corpus: Corpus, spacy_model: str, spacy_fallbacks: tuple[str, ...])
     tagger's labels in its own order, one more id for any other tag, so every part of a run
     numbers them alike. Each distinct text is tagged once (retrieved endings recur, and
     subjects are few)."""
-    from advfilter.core.nlp import load_pipeline
+    from advfilter.core.nlp import load_pipeline, tagger_only
 
     nlp = load_pipeline(spacy_model, spacy_fallbacks)
     labels = nlp.get_pipe("tagger").labels if nlp.has_pipe("tagger") else ()
@@ -29,8 +29,7 @@ def pos_tags(corpus: Corpus, spacy_model: str, spacy_fallbacks: tuple[str, ...])
     texts = [f"{corpus.ctx_b[o]} {t}" for o, t in zip(corpus.owner, corpus.rows.endings)]
     distinct, where = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
     pos = np.zeros((len(distinct), MAX_WORDS), dtype=np.int16)
-    # the tagger and what feeds it: the attribute ruler maps tags to coarse POS, which is unused
-    with nlp.select_pipes(enable=[p for p in nlp.pipe_names if p in ("tok2vec", "transformer", "tagger")]):
+    with tagger_only(nlp):  # coarse POS (the attribute ruler) is unused
         docs = nlp.pipe((str(t) for t in distinct), batch_size=512)
         for i, doc in enumerate(progress(docs, total=len(distinct), desc="POS tagging")):
             ids = [tags.get(tok.tag_, other) for tok in doc][:MAX_WORDS]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import spacy
 from spacy.language import Language
@@ -34,3 +35,10 @@ def load_pipeline(name: str, fallbacks: list[str] | tuple[str, ...] = ()) -> Lan
         f"no spaCy model found among {', '.join((name, *fallbacks))}; "
         f"install one, e.g. `python -m spacy download {name}`"
     )
+
+
+def tagger_only(nlp: Language) -> Any:
+    """``with tagger_only(nlp):`` runs only the tagger and what feeds it (``tok2vec`` or a
+    ``transformer``): fine-grained tags (``tag_``) at a fraction of the whole pipeline's cost;
+    the attribute ruler (coarse ``pos_``) and the parser stay off."""
+    return nlp.select_pipes(enable=[p for p in nlp.pipe_names if p in ("tok2vec", "transformer", "tagger")])

@@ -13,9 +13,9 @@ whose leading present-tense verb has the other number (VBZ "is" against VBP "are
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Sequence
 
-from advfilter.core.nlp import load_pipeline
+from advfilter.core.nlp import load_pipeline, tagger_only
 
 # a verb's number by its tag: third person singular, or the rest (a base form right after the
 # subject is finite: the tagger reads "The woman take" as VB)
@@ -24,10 +24,7 @@ _NO_NUMBER = ("VBD", "MD", "VBG", "VBN", "TO")
 _LEAD_WORDS = 4  # the leading verb sits in the ending's first words (an adverb may come first)
 
 
-@functools.lru_cache(maxsize=2)
-def _tagger(model: str, fallbacks: tuple[str, ...]) -> Any:
-    nlp = load_pipeline(model, fallbacks)
-    return nlp, [p for p in nlp.pipe_names if p in ("tok2vec", "transformer", "tagger")]
+_tagger = functools.lru_cache(maxsize=2)(load_pipeline)  # once per process (a Ray worker's shards)
 
 
 def leading_numbers(subjects: Sequence[str], endings: Sequence[str], model: str,
@@ -38,9 +35,9 @@ def leading_numbers(subjects: Sequence[str], endings: Sequence[str], model: str,
     todo = [i for i, s in enumerate(subjects) if s.strip()]
     if not todo:
         return out
-    nlp, tagging = _tagger(model, tuple(fallbacks))
+    nlp = _tagger(model, tuple(fallbacks))
     texts = [f"{subjects[i]} {' '.join(endings[i].split()[:_LEAD_WORDS])}" for i in todo]
-    with nlp.select_pipes(enable=tagging):
+    with tagger_only(nlp):
         for i, doc in zip(todo, nlp.pipe(texts, batch_size=512)):
             start = len(subjects[i]) + 1
             out[i] = next((_NUMBER.get(tok.tag_) for tok in doc
